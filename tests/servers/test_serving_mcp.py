@@ -1,0 +1,124 @@
+"""Every tool of the serving MCP server through an in-process Client, with the real llama-server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from arbor.servers.serving import create_server
+from arbor.tools.procs import group_members
+from arbor.tools.serving.stack import StackSpec
+from tests.conftest import our_processes
+
+pytestmark = pytest.mark.anyio
+
+
+def stack_args(stack: StackSpec) -> dict:
+    return stack.model_dump(exclude_none=True, exclude={"knobs"})
+
+
+async def test_tools_are_listed_with_flat_input_schemas(tmp_path: Path) -> None:
+    async with Client(create_server(tmp_path)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {"list_knobs", "launch_server", "server_status", "probe_server", "stop_server",
+                          "list_servers", "read_log", "scrape_metrics", "read_telemetry", "default_target"}
+    launch = tools["launch_server"].input_schema
+    assert set(launch["properties"]) == {"stack", "knobs", "run_dir", "name"}
+    assert launch["required"] == ["stack"]
+    assert tools["launch_server"].output_schema is not None
+
+
+async def test_list_knobs(tmp_path: Path) -> None:
+    async with Client(create_server(tmp_path)) as client:
+        result = await client.call_tool("list_knobs", {"stack": "llamacpp"})
+    names = {k["name"] for k in result.structured_content["knobs"]}
+    assert {"parallel", "threads", "flash_attn", "cache_type_k"} <= names
+
+
+@pytest.mark.llama
+async def test_launch_status_probe_logs_metrics_telemetry_stop(llama_stack: StackSpec, tmp_path: Path) -> None:
+    server = create_server(tmp_path)
+    progress: list[tuple[float, str | None]] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append((value, message))
+
+    async with Client(server) as client:
+        out = await client.call_tool("launch_server", {"stack": stack_args(llama_stack), "knobs": {"parallel": 2},
+                                                       "run_dir": "run1", "name": "s1"},
+                                     progress_callback=on_progress)
+        assert not out.is_error, out.content
+        info = out.structured_content["server"]
+        assert out.structured_content["ok"] and info["state"] == "ready"
+        assert Path(info["log_path"]).is_relative_to(tmp_path / "run1" / "logs")
+        assert progress and progress[-1][1] == "ready"
+        status = (await client.call_tool("server_status", {"server_id": "s1"})).structured_content
+        assert status["state"] == "ready" and status["pid"] == info["pid"]
+        probe = (await client.call_tool("probe_server", {"server_id": "s1"})).structured_content
+        assert probe == {"healthy": True, "failure": None}
+        log = (await client.call_tool("read_log", {"server_id": "s1", "lines": 5})).structured_content
+        assert len(log["lines"]) == 5 and log["first_line"] > 1
+        metrics = (await client.call_tool("scrape_metrics", {"server_id": "s1", "prefix": "llamacpp:"}))
+        assert metrics.structured_content["key"]["llamacpp:tokens_predicted_total"] >= 1
+        assert all(s["name"].startswith("llamacpp:") for s in metrics.structured_content["samples"])
+        tele = (await client.call_tool("read_telemetry", {"server_id": "s1"})).structured_content
+        assert tele["process"]["pids"] == [info["pid"]] and tele["process"]["rss_bytes"] > 50_000_000
+        listed = (await client.call_tool("list_servers", {})).structured_content["servers"]
+        assert [s["id"] for s in listed] == ["s1"]
+        stopped = (await client.call_tool("stop_server", {"server_id": "s1"})).structured_content
+        assert stopped["state"] == "stopped"
+    assert group_members(info["pid"]) == []
+
+
+@pytest.mark.llama
+async def test_launch_failure_is_a_structured_outcome(llama_stack: StackSpec, tmp_path: Path) -> None:
+    stack = stack_args(llama_stack) | {"model": str(tmp_path / "missing.gguf")}
+    async with Client(create_server(tmp_path)) as client:
+        out = await client.call_tool("launch_server", {"stack": stack})
+    assert not out.is_error
+    assert out.structured_content["ok"] is False
+    failure = out.structured_content["failure"]
+    assert failure["kind"] == "model_not_found" and failure["evidence"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"knobs": {"paralel": 4}}, "unknown knob"),
+    ({"knobs": {"parallel": "four"}}, "takes an integer"),
+    ({"knobs": {"parallel": -2}}, "must be >= 1"),
+    ({"run_dir": "../../etc"}, "outside the run folder"),
+    ({"run_dir": "/tmp"}, "outside the run folder"),
+    ({"name": "bad name; rm"}, "name"),
+    ({"stack_extra": 1}, "stack_extra"),
+])
+async def test_bad_launch_input_is_an_error_and_starts_nothing(llama_stack: StackSpec, tmp_path: Path,
+                                                               args: dict, message: str) -> None:
+    before = our_processes(llama_stack.binary)
+    server = create_server(tmp_path / "root")
+    async with Client(server) as client:
+        out = await client.call_tool("launch_server", {"stack": stack_args(llama_stack)} | args)
+    assert out.is_error
+    assert message in out.content[0].text
+    assert our_processes(llama_stack.binary) == before
+    assert server.fleet.list() == []
+    assert not (tmp_path / "root").exists() or not any((tmp_path / "root").rglob("*.log"))
+
+
+async def test_bad_stack_and_unknown_server(tmp_path: Path) -> None:
+    async with Client(create_server(tmp_path)) as client:
+        bad_kind = await client.call_tool("launch_server", {"stack": {"kind": "tgi", "model": "m"}})
+        assert bad_kind.is_error and "kind" in bad_kind.content[0].text
+        wrong_type = await client.call_tool("launch_server", {"stack": {"kind": "llamacpp", "model": "m",
+                                                                        "port": "eighty"}})
+        assert wrong_type.is_error and "port" in wrong_type.content[0].text
+        unknown = await client.call_tool("server_status", {"server_id": "nope"})
+        assert unknown.is_error and "no server 'nope'" in unknown.content[0].text
+        bad_lines = await client.call_tool("read_log", {"server_id": "x", "lines": -1})
+        assert bad_lines.is_error and "lines" in bad_lines.content[0].text
+
+
+async def test_default_target_reports_paths(tmp_path: Path, target) -> None:
+    async with Client(create_server(tmp_path)) as client:
+        out = (await client.call_tool("default_target", {})).structured_content
+    assert out["ready"] is True and out["model_path"].endswith(".gguf")

@@ -1,0 +1,134 @@
+"""A stub OpenAI-compatible streaming server with known delays, for timing the load generator.
+
+Speaks the wire format of llama-server/vLLM: `POST /v1/completions` and
+`/v1/chat/completions` with `stream: true` answer `text/event-stream` chunks
+`data: {...}` and a final `data: [DONE]`; `/tokenize` and `/detokenize` in the
+llama.cpp dialect (one token per whitespace-separated word); `/health`;
+`/v1/models`. Each streamed token's text is the CLOCK_MONOTONIC time at which it
+was written, so a client's arrival times can be checked against the send times.
+
+Run: python stub_openai.py --port P --ttft-ms 50 --itl-ms 10 [--drop-after N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+VOCAB_SIZE = 50_000
+
+
+class Stub:
+    def __init__(self, ttft_ms: float, itl_ms: float, drop_after: int | None, usage: bool) -> None:
+        self.ttft = ttft_ms / 1000.0
+        self.itl = itl_ms / 1000.0
+        self.drop_after = drop_after
+        self.usage = usage
+        self.requests = 0
+        self.words: dict[str, int] = {}
+        self.ids: dict[int, str] = {}
+
+    def token_id(self, word: str) -> int:
+        if word not in self.words:
+            self.words[word] = len(self.words) + 1
+            self.ids[self.words[word]] = word
+        return self.words[word]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        received = time.monotonic()
+        request_line, *header_lines = head.decode().split("\r\n")
+        method, path, _ = request_line.split(" ", 2)
+        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
+        body = b""
+        if "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        try:
+            if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
+                await self.stream(writer, json.loads(body), path.endswith("chat/completions"), received)
+            elif method == "POST" and path == "/tokenize":
+                text = json.loads(body).get("content", "")
+                await self.json(writer, {"tokens": [self.token_id(w) for w in text.split()]})
+            elif method == "POST" and path == "/detokenize":
+                ids = json.loads(body).get("tokens", [])
+                await self.json(writer, {"content": " ".join(self.ids.get(i, "x") for i in ids)})
+            elif path == "/health":
+                await self.json(writer, {"status": "ok"})
+            elif path == "/v1/models":
+                await self.json(writer, {"object": "list", "data": [{"id": "stub", "object": "model"}]})
+            else:
+                await self.json(writer, {"error": "not found"}, status="404 Not Found")
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def json(self, writer: asyncio.StreamWriter, data: dict, status: str = "200 OK") -> None:
+        payload = json.dumps(data).encode()
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
+                     f"\r\nConnection: close\r\n\r\n".encode() + payload)
+        await writer.drain()
+
+    async def stream(self, writer: asyncio.StreamWriter, req: dict, chat: bool, received: float) -> None:
+        self.requests += 1
+        drop = self.drop_after is not None and self.requests % 2 == 0
+        prompt = req.get("prompt") or " ".join(m["content"] for m in req.get("messages", []))
+        n_prompt = len(str(prompt).split())
+        n_out = int(req.get("max_tokens", 16))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked"
+                     b"\r\nConnection: close\r\n\r\n")
+        due = received + self.ttft
+        for i in range(n_out):
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if drop and i == self.drop_after:
+                writer.transport.abort()
+                return
+            text = f"{time.monotonic():.7f} "
+            choice = {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
+            self.chunk(writer, {"object": "chat.completion.chunk" if chat else "text_completion",
+                                "choices": [choice]})
+            await writer.drain()
+            due += self.itl
+        if self.usage:
+            self.chunk(writer, {"choices": [], "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out,
+                                                         "total_tokens": n_prompt + n_out}})
+        self.chunk_raw(writer, b"data: [DONE]\n\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    def chunk(self, writer: asyncio.StreamWriter, event: dict) -> None:
+        self.chunk_raw(writer, b"data: " + json.dumps(event).encode() + b"\n\n")
+
+    @staticmethod
+    def chunk_raw(writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+
+async def serve(port: int, stub: Stub) -> None:
+    server = await asyncio.start_server(stub.handle, "127.0.0.1", port, backlog=1024)
+    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ttft-ms", type=float, default=50.0)
+    parser.add_argument("--itl-ms", type=float, default=10.0)
+    parser.add_argument("--drop-after", type=int, default=None, help="every 2nd stream is cut after N tokens")
+    parser.add_argument("--no-usage", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, Stub(args.ttft_ms, args.itl_ms, args.drop_after, not args.no_usage)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Load generation, benchmark statistics, comparison and accuracy parity."""

@@ -1,0 +1,123 @@
+"""Classify why a server failed, from its log and exit status, citing the log lines that show it."""
+
+from __future__ import annotations
+
+import re
+import signal as signals
+import tomllib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+FailureKind = Literal[
+    "gpu_memory_fault", "gpu_xid", "oom", "nccl", "port_in_use", "unknown_flag", "model_not_found",
+    "engine_dead", "hang", "segfault", "abort", "killed", "exited", "timeout", "unknown",
+]
+Phase = Literal["launch", "ready", "running"]
+
+SIGNAL_KINDS: dict[int, FailureKind] = {
+    signals.SIGSEGV: "segfault",
+    signals.SIGBUS: "segfault",
+    signals.SIGABRT: "abort",
+    signals.SIGKILL: "killed",
+}
+MAX_EVIDENCE = 5
+TAIL_BYTES = 4 << 20
+
+
+class LogLine(BaseModel):
+    """A line of the server log, numbered from 1."""
+
+    line: int
+    text: str
+
+
+class Failure(BaseModel):
+    """Why a server is not serving: kind, a one-line summary, exit status and the evidence."""
+
+    kind: FailureKind
+    summary: str
+    phase: Phase
+    exit_code: int | None = None
+    signal: str | None = None
+    evidence: list[LogLine] = []
+    also_matched: list[FailureKind] = []
+    log_path: str | None = None
+
+
+@cache
+def _signatures() -> list[tuple[FailureKind, str, list[re.Pattern[str]]]]:
+    text = resources.files(__package__).joinpath("signatures.toml").read_text()
+    return [(s["kind"], s["summary"], [re.compile(p) for p in s["patterns"]])
+            for s in tomllib.loads(text)["signature"]]
+
+
+def read_log_tail(path: Path | None) -> tuple[int, list[str]]:
+    """(number of the first returned line, lines) of the last few MB of a log."""
+    if path is None or not path.is_file():
+        return 1, []
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if size <= TAIL_BYTES:
+            data, skipped = handle.read(), b""
+        else:
+            skipped = handle.read(size - TAIL_BYTES)
+            data = handle.read()
+    first = skipped.count(b"\n") + 1
+    if skipped and not skipped.endswith(b"\n"):
+        data = data.split(b"\n", 1)[-1]
+        first += 1
+    return first, data.decode(errors="replace").splitlines()
+
+
+def match_signatures(lines: list[str], first: int = 1) -> list[tuple[FailureKind, str, list[LogLine]]]:
+    """Every signature kind found in `lines`, in priority order, with the lines that matched."""
+    found = []
+    for kind, summary, patterns in _signatures():
+        hits = [LogLine(line=first + i, text=line.strip()[:500])
+                for i, line in enumerate(lines) if any(p.search(line) for p in patterns)]
+        if hits:
+            found.append((kind, summary, hits[:MAX_EVIDENCE]))
+    return found
+
+
+def signal_name(code: int | None) -> str | None:
+    """SIGSEGV for -11, as subprocess reports deaths by signal."""
+    if code is None or code >= 0:
+        return None
+    try:
+        return signals.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def classify(log_path: Path | None, returncode: int | None, phase: Phase,
+             fallback: FailureKind | None = None, detail: str = "") -> Failure:
+    """Name the failure: a log signature first, else the exit signal, else `fallback` or a plain exit."""
+    first, lines = read_log_tail(log_path)
+    matches = match_signatures(lines, first)
+    sig = signal_name(returncode)
+    exit_code = returncode if returncode is not None and returncode >= 0 else None
+    if matches:
+        kind, summary, evidence = matches[0]
+        also = [m[0] for m in matches[1:]]
+    else:
+        evidence = [LogLine(line=first + i, text=t.strip()[:500])
+                    for i, t in list(enumerate(lines))[-MAX_EVIDENCE:] if t.strip()]
+        also = []
+        if returncode is not None and returncode < 0 and -returncode in SIGNAL_KINDS:
+            kind = SIGNAL_KINDS[-returncode]
+            summary = f"killed by {sig}" if kind == "killed" else f"{kind} ({sig})"
+        elif fallback is not None:
+            kind, summary = fallback, fallback
+        elif returncode is not None:
+            kind, summary = "exited", f"exited with {sig or f'code {returncode}'}"
+        else:
+            kind, summary = "unknown", "unknown failure"
+    if detail:
+        summary = f"{summary}: {detail}"
+    return Failure(kind=kind, summary=summary, phase=phase, exit_code=exit_code, signal=sig,
+                   evidence=evidence, also_matched=also, log_path=str(log_path) if log_path else None)

@@ -1,0 +1,90 @@
+"""Stack specs and the argv that starts each kind of server (argv lists only, never a shell)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import InputError
+from .knobs import Knob, catalogue, resolve
+
+StackKind = Literal["llamacpp", "vllm", "sglang", "generic"]
+PLACEHOLDERS = {"model", "host", "port", "served_model_name"}
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+class StackSpec(BaseModel):
+    """How to start one inference server: kind, binary, model, fixed flags, env, and its knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: StackKind
+    model: str = Field(min_length=1, description="model path or hub id")
+    binary: str | None = Field(None, description="llama-server path, vllm executable, or python for sglang")
+    served_model_name: str | None = None
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535, description="None picks a free port")
+    base_args: list[str] = Field(default_factory=list, description="fixed flags before the knobs")
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = Field(None, description="generic kind: argv template with {model} {host} {port}")
+    health_path: str = Field("/health", pattern=r"^/[A-Za-z0-9_./-]*$")
+    knobs: list[Knob] | None = Field(None, description="knob space; None = the built-in catalogue for the kind")
+    ready_timeout_s: float = Field(600.0, gt=0, le=86_400)
+    stall_timeout_s: float = Field(180.0, gt=0, le=86_400,
+                                   description="no new log output and no health for this long = hang")
+
+    @model_validator(mode="after")
+    def _check(self) -> StackSpec:
+        if self.kind == "generic":
+            if not self.command:
+                raise ValueError("a generic stack needs command (an argv template)")
+            for item in self.command:
+                for name in _PLACEHOLDER.findall(item):
+                    if name not in PLACEHOLDERS:
+                        raise ValueError(f"unknown placeholder {{{name}}} in command; use {sorted(PLACEHOLDERS)}")
+        elif self.command:
+            raise ValueError(f"command is only for the generic kind, not {self.kind}")
+        for arg in [*self.base_args, *(self.command or [])]:
+            if "\x00" in arg or "\n" in arg:
+                raise ValueError("arguments must be single-line strings")
+        return self
+
+    def knob_space(self) -> dict[str, Knob]:
+        """The knobs this stack accepts."""
+        if self.knobs is not None:
+            return {k.name: k for k in self.knobs}
+        return catalogue(self.kind)
+
+    @property
+    def model_name(self) -> str:
+        """The name clients send in the `model` field."""
+        return self.served_model_name or self.model
+
+
+def build_command(spec: StackSpec, knob_values: dict[str, Any], port: int) -> tuple[list[str], dict[str, str]]:
+    """Validate knob values and return (argv, extra env) to start the server on `port`."""
+    knob_args, knob_env = resolve(spec.knob_space(), knob_values)
+    host, model = spec.host, spec.model
+    if spec.kind == "llamacpp":
+        argv = [spec.binary or "llama-server", "-m", model, "--host", host, "--port", str(port), "--metrics"]
+        if spec.served_model_name:
+            argv += ["--alias", spec.served_model_name]
+    elif spec.kind == "vllm":
+        argv = [spec.binary or "vllm", "serve", model, "--host", host, "--port", str(port)]
+        if spec.served_model_name:
+            argv += ["--served-model-name", spec.served_model_name]
+    elif spec.kind == "sglang":
+        argv = [spec.binary or "python3", "-m", "sglang.launch_server", "--model-path", model,
+                "--host", host, "--port", str(port), "--enable-metrics"]
+        if spec.served_model_name:
+            argv += ["--served-model-name", spec.served_model_name]
+    else:
+        values = {"model": model, "host": host, "port": str(port), "served_model_name": spec.model_name}
+        argv = [_PLACEHOLDER.sub(lambda m: values[m.group(1)], item) for item in spec.command or []]
+    flags_given = {a for a in knob_args if a.startswith("-")}
+    clash = sorted(flags_given & {a for a in spec.base_args if a.startswith("-")})
+    if clash:
+        raise InputError(f"flag(s) {clash} set both in base_args and by knobs")
+    return argv + list(spec.base_args) + knob_args, dict(spec.env) | knob_env
