@@ -50,7 +50,7 @@ def format_table(points: list[dict], results: list[dict]) -> str:
     def num(value: Any, fmt: str) -> str:
         return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
-    for result, point in zip(results, points):
+    for result, point in zip(results, points, strict=True):
         rows.append(
             f"{result['max_concurrency']:>5} {num(result['request_throughput'], '7.2f')} "
             f"{num(result['output_throughput'], '10.1f')} {num(result['median_ttft_ms'], '12.1f')} "
@@ -86,7 +86,8 @@ async def run_baseline(target: DefaultTarget, run_dir: Path, plan: BaselinePlan,
                 ref = await call(bch, "parity_collect", {"base_url": info["base_url"], "model": info["model_name"],
                                                          "run_dir": run_dir.name, "name": "baseline"})
                 summary["parity_reference"] = ref["path"]
-                say(f"sweeping concurrency {plan.concurrencies} (input {plan.input_len}, output {plan.output_len} tokens)")
+                say(f"sweeping concurrency {plan.concurrencies} "
+                    f"(input {plan.input_len}, output {plan.output_len} tokens)")
                 workload = {"model": info["model_name"], "input_len": plan.input_len, "output_len": plan.output_len,
                             "max_concurrency": plan.concurrencies[0], "num_prompts": plan.min_prompts, "seed": 0}
 

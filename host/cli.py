@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -59,12 +59,12 @@ def setup() -> None:
 
 @app.command()
 def run(
-    campaign: Optional[Path] = typer.Argument(None, help="campaign TOML (the engine issue); none = built-in demo"),
-    runs_dir: Optional[Path] = typer.Option(None, help="where run folders go (default ./runs)"),
-    concurrencies: str = typer.Option("1,4,16,32", help="sweep concurrencies, comma-separated"),
-    input_len: int = typer.Option(128, help="prompt tokens per request"),
-    output_len: int = typer.Option(64, help="generated tokens per request"),
-    min_prompts: int = typer.Option(8, help="fewest requests at any sweep point"),
+    campaign: Annotated[Path | None, typer.Argument(help="campaign TOML; none = the built-in demo")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="where run folders go (default ./runs)")] = None,
+    concurrencies: Annotated[str, typer.Option(help="sweep concurrencies, comma-separated")] = "1,4,16,32",
+    input_len: Annotated[int, typer.Option(help="prompt tokens per request")] = 128,
+    output_len: Annotated[int, typer.Option(help="generated tokens per request")] = 64,
+    min_prompts: Annotated[int, typer.Option(help="fewest requests at any sweep point")] = 8,
 ) -> None:
     """Run the built-in demo: the llama-server + SmolLM2 baseline on this CPU."""
     if campaign is not None:

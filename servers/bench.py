@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -192,8 +193,6 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, Gsm8kInput)
     async def gsm8k(args: Gsm8kInput, ctx: Context) -> lmeval.TaskAccuracy:
         """GSM8K exact match through lm-evaluation-harness (needs `lm_eval` installed and the dataset cached)."""
-        import anyio
-
         out = contained(root, args.run_dir) / "lm_eval"
         return await anyio.to_thread.run_sync(
             lambda: lmeval.run_gsm8k(args.base_url, args.model, out, args.limit, args.num_concurrent))

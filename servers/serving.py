@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -162,8 +163,6 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, StopInput)
     async def stop_server(args: StopInput, ctx: Context) -> ServerInfo:
         """Stop the server's whole process group (SIGTERM, then SIGKILL after the grace period)."""
-        import anyio
-
         return await anyio.to_thread.run_sync(fleet.stop, args.server_id, args.grace_s)
 
     @tool(server, ListInput)
@@ -195,8 +194,6 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, DefaultTargetInput)
     async def default_target(args: DefaultTargetInput, ctx: Context) -> DefaultTarget:
         """Paths of the built-in CPU target (llama-server + SmolLM2); builds it first when asked."""
-        import anyio
-
         if args.build:
             target = await anyio.to_thread.run_sync(provision.ensure_default_target)
             return DefaultTarget(ready=True, server_binary=str(target.server_binary),

@@ -27,7 +27,8 @@ async def test_bench_repeats_compare_and_refusal(llama_server: ServerInfo, tmp_p
         updates.append(value)
 
     async with Client(create_server(tmp_path)) as client:
-        out = await client.call_tool("run_bench", {"base_url": llama_server.base_url, "workload": workload(llama_server),
+        out = await client.call_tool("run_bench", {"base_url": llama_server.base_url,
+                                                   "workload": workload(llama_server),
                                                    "repeats": 2, "run_dir": "r", "label": "base"},
                                      progress_callback=on_progress)
         assert not out.is_error, out.content
@@ -53,7 +54,8 @@ async def test_bench_repeats_compare_and_refusal(llama_server: ServerInfo, tmp_p
 @pytest.mark.llama
 async def test_sweep_marks_the_frontier(llama_server: ServerInfo, tmp_path: Path) -> None:
     async with Client(create_server(tmp_path)) as client:
-        out = await client.call_tool("run_sweep", {"base_url": llama_server.base_url, "workload": workload(llama_server),
+        out = await client.call_tool("run_sweep", {"base_url": llama_server.base_url,
+                                                   "workload": workload(llama_server),
                                                    "concurrencies": [1, 4], "min_prompts": 4})
     assert not out.is_error, out.content
     points = out.structured_content["sweep"]["points"]

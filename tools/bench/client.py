@@ -7,7 +7,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
@@ -15,15 +15,13 @@ from ..errors import BenchError
 from .models import BenchResult, RequestRecord, Workload
 from .prompts import Prompt, build_prompts
 from .summary import summarize
+from .wire import Endpoint, NoByteError, StreamedResponse, StreamError, stream_post
 
 Progress = Callable[[int, int], Awaitable[None] | None]
 
-# A request that got no byte back never reached the engine, so one retry is safe.
-_NO_BYTE_ERRORS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
-
 
 def make_client(workload: Workload) -> httpx.AsyncClient:
-    """An httpx client with keep-alive off: llama-server drops reused connections under load."""
+    """An httpx client (prompt preparation) with keep-alive off: llama-server drops reused connections."""
     return httpx.AsyncClient(
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
         timeout=httpx.Timeout(workload.request_timeout_s, connect=30.0),
@@ -66,81 +64,65 @@ def _delta_text(event: dict, chat: bool) -> str | None:
     return choice.get("text") or None
 
 
-async def _stream_once(client: httpx.AsyncClient, url: str, body: dict, chat: bool,
-                       record: RequestRecord) -> bool:
-    """Run one streaming request into `record`; return False if it failed before any byte came back."""
-    got_byte = False
-    try:
-        async with client.stream("POST", url, json=body) as response:
-            got_byte = True
-            if response.status_code != 200:
-                text = (await response.aread()).decode(errors="replace")
-                record.error = f"HTTP {response.status_code}: {text[:300]}"
-                return True
-            buffer = b""
-            async for chunk in response.aiter_raw():
-                now = time.perf_counter()
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        record.success = True
-                        continue
-                    event = json.loads(payload)
-                    if "error" in event:
-                        record.error = f"server error: {json.dumps(event['error'])[:300]}"
-                        return True
-                    text = _delta_text(event, chat)
-                    if text is not None:
-                        record.token_times.append(now)
-                        record.generated_text += text
-                    usage = event.get("usage")
-                    if usage:
-                        record.output_tokens = int(usage.get("completion_tokens") or 0)
-                        if usage.get("prompt_tokens"):
-                            record.prompt_len = int(usage["prompt_tokens"])
-                            record.prompt_len_from_server = True
-            if not record.success and record.token_times:
-                # Some servers end the stream without [DONE]; a closed stream with tokens is complete.
-                record.success = True
-            if not record.token_times and not record.error:
-                record.success = False
-                record.error = "stream ended without any token"
-            return True
-    except _NO_BYTE_ERRORS as exc:
-        if not got_byte:
-            record.error = f"{type(exc).__name__}: {exc}"
-            return False
+def _apply(response: StreamedResponse, chat: bool, record: RequestRecord) -> None:
+    """Fill `record` from a finished stream: token arrival times, text, server-reported lengths."""
+    if response.status != 200:
+        record.error = f"HTTP {response.status}: {bytes(response.body[:300]).decode(errors='replace')}"
+        return
+    for arrived, payload in response.events:
+        if payload == b"[DONE]":
+            record.success = True
+            continue
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            record.error = f"undecodable event: {payload[:100]!r}"
+            return
+        if "error" in event:
+            record.error = f"server error: {json.dumps(event['error'])[:300]}"
+            return
+        text = _delta_text(event, chat)
+        if text is not None:
+            record.token_times.append(arrived)
+            record.generated_text += text
+        usage = event.get("usage")
+        if usage:
+            record.output_tokens = int(usage.get("completion_tokens") or 0)
+            if usage.get("prompt_tokens"):
+                record.prompt_len = int(usage["prompt_tokens"])
+                record.prompt_len_from_server = True
+    if not record.token_times:
         record.success = False
-        record.error = f"{type(exc).__name__} mid-stream: {exc}"
-        return True
-    except (httpx.HTTPError, ValueError) as exc:
-        record.success = False
-        record.error = f"{type(exc).__name__}: {exc}"
-        return True
+        record.error = record.error or "stream ended without any token"
+    else:
+        # Some servers end the stream without [DONE]; a complete stream with tokens is a success.
+        record.success = True
 
 
-async def send_request(client: httpx.AsyncClient, url: str, workload: Workload, prompt: Prompt,
-                       max_tokens: int) -> RequestRecord:
-    """One measured request, retried once when the connection failed before any byte."""
+async def send_request(endpoint: Endpoint, workload: Workload, prompt: Prompt, max_tokens: int) -> RequestRecord:
+    """One measured request, retried once when the connection failed before any byte came back."""
     chat = workload.endpoint == "chat"
     body = request_body(workload, prompt.text, max_tokens)
-    record = RequestRecord(success=False, prompt_len=prompt.tokens)
-    record.start = time.perf_counter()
-    complete = await _stream_once(client, url, body, chat, record)
-    if not complete:
-        record = RequestRecord(success=False, prompt_len=prompt.tokens, retried=True)
+    for attempt in (1, 2):
+        record = RequestRecord(success=False, prompt_len=prompt.tokens, retried=attempt == 2)
         record.start = time.perf_counter()
-        if not await _stream_once(client, url, body, chat, record):
-            record.success = False
-    record.end = time.perf_counter()
+        try:
+            response = await stream_post(endpoint, body, workload.request_timeout_s)
+        except NoByteError as exc:
+            record.end = time.perf_counter()
+            record.error = f"no response: {exc}"
+            continue
+        except StreamError as exc:
+            record.end = time.perf_counter()
+            record.error = str(exc)
+            return record
+        record.end = response.events[-1][0] if response.events else time.perf_counter()
+        _apply(response, chat, record)
+        break
     if record.success:
         times = record.token_times
         record.ttft = times[0] - record.start
-        record.itl = [b - a for a, b in zip(times, times[1:])]
+        record.itl = [b - a for a, b in zip(times, times[1:], strict=False)]
         record.latency = record.end - record.start
         if record.output_tokens == 0:
             record.output_tokens = len(times)
@@ -159,21 +141,30 @@ async def _arrivals(workload: Workload) -> list[float]:
     return offsets
 
 
-async def run_benchmark(base_url: str, workload: Workload, *, prompts: list[Prompt] | None = None,
-                        progress: Progress | None = None) -> BenchResult:
-    """Offer `workload` to the server at `base_url` and measure every request."""
-    url = endpoint_url(base_url, workload)
+async def collect_records(base_url: str, workload: Workload, prompts: list[Prompt] | None = None,
+                          progress: Progress | None = None) -> tuple[list[RequestRecord], int, bool]:
+    """Offer `workload` and return (per-request records, peak requests in flight, prompts verified)."""
+    try:
+        endpoint = Endpoint(endpoint_url(base_url, workload))
+    except ValueError as exc:
+        raise BenchError(str(exc)) from exc
     async with make_client(workload) as client:
         if prompts is None:
             try:
+                # Warm-up gets prompts of its own: reusing a measured prompt would warm its cache.
                 prompts = await build_prompts(client, base_url, workload.model, workload.input_len,
-                                              workload.num_prompts, workload.seed)
+                                              workload.num_prompts + workload.warmup, workload.seed,
+                                              workload.unique_prompts)
+                warm, prompts = prompts[workload.num_prompts:], prompts[: workload.num_prompts]
             except httpx.HTTPError as exc:
                 raise BenchError(f"cannot prepare prompts against {base_url}: {exc}") from exc
+        else:
+            warm = prompts[workload.num_prompts:]
         if len(prompts) < workload.num_prompts:
             raise BenchError(f"{len(prompts)} prompts given, workload needs {workload.num_prompts}")
         for i in range(workload.warmup):
-            await send_request(client, url, workload, prompts[i % len(prompts)], min(workload.output_len, 16))
+            source = warm or prompts
+            await send_request(endpoint, workload, source[i % len(source)], min(workload.output_len, 16))
         offsets = await _arrivals(workload)
         gate = asyncio.Semaphore(workload.max_concurrency or workload.num_prompts)
         in_flight = 0
@@ -190,7 +181,7 @@ async def run_benchmark(base_url: str, workload: Workload, *, prompts: list[Prom
                 in_flight += 1
                 peak = max(peak, in_flight)
                 try:
-                    return await send_request(client, url, workload, prompts[i], workload.output_len)
+                    return await send_request(endpoint, workload, prompts[i], workload.output_len)
                 finally:
                     in_flight -= 1
                     done += 1
@@ -200,11 +191,12 @@ async def run_benchmark(base_url: str, workload: Workload, *, prompts: list[Prom
                             await maybe
 
         records = await asyncio.gather(*(one(i) for i in range(workload.num_prompts)))
-    return summarize(
-        records,
-        workload=workload,
-        base_url=base_url,
-        max_concurrent=peak,
-        verified_input=all(p.verified for p in prompts[: workload.num_prompts]),
-        date=datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
-    )
+    return list(records), peak, all(p.verified for p in prompts[: workload.num_prompts])
+
+
+async def run_benchmark(base_url: str, workload: Workload, *, prompts: list[Prompt] | None = None,
+                        progress: Progress | None = None) -> BenchResult:
+    """Offer `workload` to the server at `base_url` and measure every request."""
+    records, peak, verified = await collect_records(base_url, workload, prompts, progress)
+    return summarize(records, workload=workload, base_url=base_url, max_concurrent=peak, verified_input=verified,
+                     date=datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))

@@ -10,7 +10,6 @@ from ..stats import welch_interval
 from .models import BenchResult, Comparison, ParetoPoint
 
 
-
 def higher_is_better(metric: str) -> bool:
     """Throughputs and interactivity go up; latencies (…_ms) and failures go down."""
     return not (metric.endswith("_ms") or metric == "failed")

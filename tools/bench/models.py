@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Endpoint = Literal["completions", "chat"]
 
 FINGERPRINT_FIELDS = ("model", "input_len", "output_len", "max_concurrency", "request_rate",
-                      "num_prompts", "seed", "endpoint")
+                      "num_prompts", "seed", "endpoint", "unique_prompts")
 
 
 class Workload(BaseModel):
@@ -28,6 +28,8 @@ class Workload(BaseModel):
     seed: int = Field(0, ge=0)
     warmup: int = Field(2, ge=0, le=10_000, description="unmeasured requests before the run")
     ignore_eos: bool = True
+    unique_prompts: bool = Field(True, description="start every prompt with a fresh tag so no request hits the"
+                                 " prefix cache of an earlier one; false to measure prefix caching")
     num_gpus: int = Field(1, ge=1, le=4096, description="devices serving, for per-GPU throughput")
     request_timeout_s: float = Field(600.0, gt=0)
 

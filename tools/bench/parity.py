@@ -86,7 +86,7 @@ def compare(reference: ParityOutputs, candidate: ParityOutputs, min_agreement: f
     if reference.prompts != candidate.prompts or reference.max_tokens != candidate.max_tokens:
         raise BenchError("parity outputs come from different prompt sets or lengths; not comparable")
     rows, failed = [], 0
-    for prompt, ref, cand in zip(reference.prompts, reference.outputs, candidate.outputs):
+    for prompt, ref, cand in zip(reference.prompts, reference.outputs, candidate.outputs, strict=True):
         if ref is None:
             raise BenchError(f"the reference has no output for prompt {prompt!r}; collect it again")
         if cand is None:
@@ -101,6 +101,7 @@ def compare(reference: ParityOutputs, candidate: ParityOutputs, min_agreement: f
             reference_snippet="" if at is None else ref[max(0, at - 10): at + 20],
             candidate_snippet="" if at is None else cand[max(0, at - 10): at + 20]))
     agreement = sum(r.identical for r in rows) / len(rows) if rows else 0.0
-    return ParityReport(agreement_rate=agreement, mean_prefix_ratio=sum(r.prefix_ratio for r in rows) / max(1, len(rows)),
+    mean_prefix = sum(r.prefix_ratio for r in rows) / max(1, len(rows))
+    return ParityReport(agreement_rate=agreement, mean_prefix_ratio=mean_prefix,
                         min_agreement=min_agreement, passed=agreement >= min_agreement and failed == 0,
                         failed_requests=failed, prompts=rows)

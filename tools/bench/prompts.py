@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -79,10 +80,10 @@ def _words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
-async def _exact(tokenizer: Tokenizer, rng: random.Random, length: int) -> Prompt:
+async def _exact(tokenizer: Tokenizer, rng: random.Random, length: int, tag: str) -> Prompt:
     n_words = max(1, length)
     while True:
-        text = _words(rng, n_words)
+        text = tag + _words(rng, n_words)
         tokens = await tokenizer.tokenize(text)
         if len(tokens) >= length:
             break
@@ -100,19 +101,30 @@ async def _exact(tokenizer: Tokenizer, rng: random.Random, length: int) -> Promp
     return Prompt(text=text, tokens=count, verified=True)
 
 
+def _tags(num_prompts: int, unique: bool) -> list[str]:
+    # A fresh random tag at the start of every prompt means no request can reuse the KV cache
+    # of an earlier one (warm-up, a previous repeat or sweep point), which would flatter TTFT
+    # and throughput. The words after it stay seeded, so the workload is the same.
+    if not unique:
+        return [""] * num_prompts
+    run = uuid.uuid4().hex[:8]
+    return [f"{run}-{i} " for i in range(num_prompts)]
+
+
 async def build_prompts(client: httpx.AsyncClient, base_url: str, model: str, input_len: int,
-                        num_prompts: int, seed: int) -> list[Prompt]:
-    """`num_prompts` distinct seeded prompts of `input_len` tokens (exact when the server can count)."""
+                        num_prompts: int, seed: int, unique: bool = True) -> list[Prompt]:
+    """`num_prompts` seeded prompts of `input_len` tokens (exact when the server can count), cache-cold if `unique`."""
     tokenizer = Tokenizer(client, base_url, model)
     rngs = [random.Random(f"{seed}:{i}") for i in range(num_prompts)]
+    tags = _tags(num_prompts, unique)
     if not await tokenizer.probe():
         # ~1.3 tokens per word for English text; the server's usage numbers will show the drift.
         words = max(1, round(input_len / 1.3))
-        return [Prompt(_words(rng, words), input_len, False) for rng in rngs]
+        return [Prompt(tag + _words(rng, words), input_len, False) for tag, rng in zip(tags, rngs, strict=True)]
     gate = asyncio.Semaphore(8)
 
-    async def one(rng: random.Random) -> Prompt:
+    async def one(rng: random.Random, tag: str) -> Prompt:
         async with gate:
-            return await _exact(tokenizer, rng, input_len)
+            return await _exact(tokenizer, rng, input_len, tag)
 
-    return list(await asyncio.gather(*(one(rng) for rng in rngs)))
+    return list(await asyncio.gather(*(one(rng, tag) for rng, tag in zip(rngs, tags, strict=True))))

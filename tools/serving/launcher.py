@@ -8,7 +8,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +53,6 @@ class Server:
     info: ServerInfo
     spec: StackSpec
     child: Child
-    _lock: asyncio.Lock | None = field(default=None, repr=False)
 
     @property
     def log_path(self) -> Path:

@@ -165,7 +165,7 @@ def parse_rocm_smi(text: str) -> list[GpuUsage]:
         if not key.startswith("card") or not isinstance(entry, dict):
             continue
 
-        def pick(*fragments: str) -> float | None:
+        def pick(*fragments: str, entry: dict = entry) -> float | None:
             for name, value in entry.items():
                 if all(f in name.lower() for f in fragments):
                     return _number(value)

@@ -69,7 +69,7 @@ async def test_unreachable_server_fails_every_request_cleanly() -> None:
 
     result = await run_benchmark(url, wl, prompts=[Prompt("a b c d", 4, False)] * 3)
     assert result.completed == 0 and result.failed == 3
-    assert all("ConnectError" in e for e in result.errors)
+    assert all("connect failed" in e for e in result.errors)
     assert result.output_throughput == 0 and result.median_ttft_ms is None
 
 
@@ -79,3 +79,19 @@ async def test_request_rate_spreads_arrivals(stub: str) -> None:
     result = await run_benchmark(stub, wl)
     assert result.completed == 10 and result.request_rate == 20.0
     assert result.duration > 0.2  # 10 Poisson arrivals at 20/s span about half a second
+
+
+async def test_prompts_are_exact_length_and_cache_cold_unless_asked(stub: str) -> None:
+    import httpx
+
+    from arbor.tools.bench.prompts import build_prompts
+
+    async with httpx.AsyncClient() as client:
+        first = await build_prompts(client, stub, "stub", 16, 4, seed=3)
+        second = await build_prompts(client, stub, "stub", 16, 4, seed=3)
+        warm_a = await build_prompts(client, stub, "stub", 16, 4, seed=3, unique=False)
+        warm_b = await build_prompts(client, stub, "stub", 16, 4, seed=3, unique=False)
+    assert all(p.tokens == 16 and p.verified and len(p.text.split()) == 16 for p in first)
+    assert len({p.text.split()[0] for p in first + second}) == 8, "every prompt starts with its own tag"
+    assert [p.text.split()[1:] for p in first] == [p.text.split()[1:] for p in second], "the words are seeded"
+    assert warm_a == warm_b
