@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,10 @@ def _say(message: str) -> None:
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parse_ints(text: str, what: str) -> list[int]:
@@ -74,6 +79,8 @@ def run(
                             output_len=output_len, min_prompts=min_prompts)
     except ValidationError as exc:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)
+    # SIGTERM (a CI timeout, `kill`) takes the same path as Ctrl-C, so the server is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     reaped = reap_orphans()
     if reaped:
         _say(f"stopped {len(reaped)} process group(s) left by an earlier run")
@@ -96,7 +103,9 @@ def mcp_config() -> None:
     servers = {}
     for name, script in SERVERS.items():
         path = shutil.which(script) or str(Path(sys.executable).with_name(script))
-        servers[f"arbor-{name}"] = {"command": str(Path(path).absolute()), "args": []}
+        # Claude Desktop starts servers from an arbitrary folder: give them this runs root explicitly.
+        servers[f"arbor-{name}"] = {"command": str(Path(path).absolute()),
+                                    "args": ["--runs-root", str(runs_root())]}
     typer.echo(json.dumps({"mcpServers": servers}, indent=2))
 
 

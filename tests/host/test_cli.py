@@ -56,6 +56,7 @@ def test_mcp_config_prints_claude_desktop_block() -> None:
     assert set(config) == {"arbor-serving", "arbor-bench"}
     for entry in config.values():
         assert Path(entry["command"]).is_absolute() and Path(entry["command"]).exists()
+        assert entry["args"][0] == "--runs-root" and Path(entry["args"][1]).is_absolute()
 
 
 def test_setup_reports_paths(target) -> None:

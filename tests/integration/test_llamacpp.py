@@ -35,18 +35,20 @@ async def test_launch_generate_benchmark_stop_leaves_nothing(llama_stack: StackS
         assert reply.json()["usage"]["completion_tokens"] == 8
         results = {}
         for concurrency in (1, 8):
-            workload = Workload(model="smollm2", input_len=32, output_len=16, max_concurrency=concurrency,
+            workload = Workload(model="smollm2", input_len=16, output_len=48, max_concurrency=concurrency,
                                 num_prompts=max(4, concurrency), warmup=1)
             results[concurrency] = await run_benchmark(server.info.base_url, workload)
         for concurrency, result in results.items():
             assert result.failed == 0 and result.completed == max(4, concurrency)
             assert result.lengths_ok, (result.input_len_check, result.output_len_check)
-            assert result.input_len_check.source == "server" and result.input_len_check.min == 32
-            assert result.output_len_check.min == result.output_len_check.max == 16
+            assert result.input_len_check.source == "server" and result.input_len_check.min == 16
+            assert result.output_len_check.min == result.output_len_check.max == 48
             assert result.median_ttft_ms > 0 and result.median_tpot_ms > 0
             assert result.max_concurrent_requests == concurrency
-        # Eight slots serve eight streams at once: the aggregate must beat one stream.
-        assert results[8].output_throughput > results[1].output_throughput
+        # Eight slots take eight streams at once: nobody queues for a slot, so every first token
+        # comes long before the typical request ends (with 4 slots, half would wait a whole request).
+        at8 = results[8]
+        assert max(at8.ttfts) * 1000 < at8.median_e2el_ms / 2
     finally:
         info = launcher.stop(server)
     assert info.state == "stopped"

@@ -76,6 +76,9 @@ class Stub:
         await writer.drain()
 
     async def stream(self, writer: asyncio.StreamWriter, req: dict, chat: bool, received: float) -> None:
+        if not req.get("stream"):
+            await self.complete(writer, req, chat)
+            return
         self.requests += 1
         drop = self.drop_after is not None and self.requests % 2 == 0
         prompt = req.get("prompt") or " ".join(m["content"] for m in req.get("messages", []))
@@ -103,6 +106,15 @@ class Stub:
         self.chunk_raw(writer, b"data: [DONE]\n\n")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+    async def complete(self, writer: asyncio.StreamWriter, req: dict, chat: bool) -> None:
+        """A non-streaming answer: one JSON body after the whole (delayed) generation."""
+        n_out = int(req.get("max_tokens", 16))
+        await asyncio.sleep(self.ttft + self.itl * max(0, n_out - 1))
+        text = " ".join(["tok"] * n_out)
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
+        await self.json(writer, {"object": "chat.completion" if chat else "text_completion", "choices": [choice],
+                                 "usage": {"prompt_tokens": 1, "completion_tokens": n_out, "total_tokens": n_out + 1}})
 
     def chunk(self, writer: asyncio.StreamWriter, event: dict) -> None:
         self.chunk_raw(writer, b"data: " + json.dumps(event).encode() + b"\n\n")

@@ -132,51 +132,66 @@ def _last_line(path: Path) -> str:
     return ""
 
 
+FATAL_WHILE_ALIVE = ("unknown_flag", "model_not_found", "port_in_use", "oom", "gpu_memory_fault", "gpu_xid",
+                     "engine_dead")
+
+
+async def _report(progress: Progress | None, value: float, message: str) -> None:
+    if progress is not None:
+        maybe = progress(value, message)
+        if asyncio.iscoroutine(maybe):
+            await maybe
+
+
 async def wait_ready(server: Server, progress: Progress | None = None) -> ServerInfo:
     """Wait for health and one generated token; on exit, hang or timeout stop the group and raise LaunchError."""
     spec, child, info = server.spec, server.child, server.info
     t0 = time.monotonic()
-    last_growth = t0
+    last_growth = last_scan = t0
     last_size = -1
+    failing_since: float | None = None  # healthy, yet no token since then
+    token_problem: str | None = None
     health_url = info.base_url + spec.health_path
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0),
                                  limits=httpx.Limits(max_keepalive_connections=0)) as client:
         while True:
-            elapsed = time.monotonic() - t0
+            now = time.monotonic()
+            elapsed = now - t0
             code = child.poll()
             if code is not None:
                 raise _fail(server, classify(server.log_path, code, "launch"))
             size = server.log_path.stat().st_size if server.log_path.exists() else 0
             if size != last_size:
-                last_size, last_growth = size, time.monotonic()
-                # A fatal signature can appear while the process lingers (a stuck engine, a retry loop).
+                last_size, last_growth = size, now
+            if last_growth > last_scan and now - last_scan >= 1.0:
+                # A fatal signature can show while the process lingers (a stuck engine, a retry loop).
+                last_scan = now
                 first, lines = read_log_tail(server.log_path)
-                fatal = [m for m in match_signatures(lines, first)
-                         if m[0] in ("unknown_flag", "model_not_found", "port_in_use", "oom",
-                                     "gpu_memory_fault", "gpu_xid", "engine_dead")]
-                if fatal and elapsed > 2.0:
+                if any(m[0] in FATAL_WHILE_ALIVE for m in match_signatures(lines, first)):
                     raise _fail(server, classify(server.log_path, child.poll(), "launch"))
             if await _healthy(client, health_url):
-                problem = await generate_one_token(client, info.base_url, info.model_name)
-                if problem is None:
+                token_problem = await generate_one_token(client, info.base_url, info.model_name)
+                if token_problem is None:
                     info.state = "ready"
                     info.ready_after_s = time.monotonic() - t0
-                    if progress is not None:
-                        maybe = progress(info.ready_after_s, "ready")
-                        if asyncio.iscoroutine(maybe):
-                            await maybe
+                    await _report(progress, info.ready_after_s, "ready")
                     return info
-                last_growth = time.monotonic()
-            if time.monotonic() - last_growth > spec.stall_timeout_s:
+                failing_since = failing_since or now
+            else:
+                failing_since = None
+            why = f"; last generation attempt: {token_problem}" if token_problem else ""
+            # Healthy but unable to generate is a hang even while the log grows (it may log our polls).
+            if failing_since is not None and now - failing_since > spec.stall_timeout_s:
+                raise _fail(server, classify(server.log_path, child.poll(), "ready", fallback="hang",
+                                             detail=f"healthy but no generated token for {spec.stall_timeout_s:g}s"
+                                             + why))
+            if failing_since is None and now - last_growth > spec.stall_timeout_s:
                 raise _fail(server, classify(server.log_path, child.poll(), "ready", fallback="hang",
                                              detail=f"no log output and no readiness for {spec.stall_timeout_s:g}s"))
             if elapsed > spec.ready_timeout_s:
                 raise _fail(server, classify(server.log_path, child.poll(), "ready", fallback="timeout",
-                                             detail=f"not ready after {spec.ready_timeout_s:g}s"))
-            if progress is not None:
-                maybe = progress(elapsed, _last_line(server.log_path))
-                if asyncio.iscoroutine(maybe):
-                    await maybe
+                                             detail=f"not ready after {spec.ready_timeout_s:g}s" + why))
+            await _report(progress, elapsed, _last_line(server.log_path))
             await asyncio.sleep(POLL_S)
 
 
