@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from arbor.servers import bench as bench_server
 from arbor.servers import serving as serving_server
 from arbor.tools.provision import DefaultTarget
+from arbor.tools.serving.demo import DEMO_STACK, demo_stack
 
 from .errors import HostError
 from .mcp_calls import call
@@ -64,15 +65,13 @@ async def run_baseline(target: DefaultTarget, run_dir: Path, plan: BaselinePlan,
     """Measure the default target's baseline through the serving and bench MCP servers."""
     run_dir.mkdir(parents=True, exist_ok=True)
     root = run_dir.parent
-    serving = serving_server.create_server(root)
+    serving = serving_server.create_server(root, {DEMO_STACK: demo_stack(target)})
     bench = bench_server.create_server(root)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "started": time.time(), "plan": plan.model_dump()}
-    stack = {"kind": "llamacpp", "binary": str(target.server_binary), "model": str(target.model_path),
-             "served_model_name": "smollm2-135m-instruct-q4_1", "ready_timeout_s": 300}
     try:
         async with Client(serving) as srv, Client(bench) as bch:
             say("launching llama-server (SmolLM2-135M Q4_1, CPU)")
-            outcome = await call(srv, "launch_server", {"stack": stack, "knobs": plan.knobs,
+            outcome = await call(srv, "launch_server", {"stack": DEMO_STACK, "knobs": plan.knobs,
                                                         "run_dir": run_dir.name, "name": "baseline"})
             if not outcome["ok"]:
                 failure = outcome["failure"]

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-  echo "Arbor needs Python 3.11 or newer ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11, 4))'; then
+  echo "Arbor needs Python 3.11.4 or newer ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
   exit 1
 fi
 if [ ! -x .venv/bin/python ]; then

@@ -18,6 +18,7 @@ from arbor.tools.bench.compare import compare
 from arbor.tools.bench.models import BenchResult, Comparison, Sweep, Workload
 from arbor.tools.bench.sweep import sweep
 from arbor.tools.errors import BenchError
+from arbor.tools.netpolicy import check_target
 from arbor.tools.paths import contained, runs_root
 
 Strict = ConfigDict(extra="forbid")
@@ -62,6 +63,7 @@ class CompareInput(BaseModel):
     candidate: list[str] = Field(min_length=1)
     metric: str = "output_throughput"
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    allow_flawed: bool = Field(False, description="compare even results with failed requests or length drift")
 
     @field_validator("metric")
     @classmethod
@@ -114,9 +116,10 @@ class ParitySaved(BaseModel):
     outputs: parity.ParityOutputs
 
 
-def create_server(root: Path | None = None) -> MCPServer:
-    """A bench MCP server whose files live under `root` (default: the runs root)."""
+def create_server(root: Path | None = None, allow_hosts: set[str] | None = None) -> MCPServer:
+    """A bench MCP server whose files live under `root`, loading loopback targets and `allow_hosts` only."""
     root = (root or runs_root()).absolute()
+    allowed = frozenset(h.lower() for h in (allow_hosts or ()))
     server = MCPServer("arbor-bench", instructions="Benchmark OpenAI-compatible inference servers for Arbor.",
                        log_level="WARNING")
 
@@ -126,7 +129,8 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, BenchInput)
     async def run_bench(args: BenchInput, ctx: Context) -> BenchRun:
         """Benchmark one workload (streaming; TTFT/TPOT/ITL/E2EL; vLLM field names), `repeats` times."""
-        folder = contained(root, args.run_dir) / "bench"
+        check_target(args.base_url, allowed)
+        folder = contained(root, f"{args.run_dir}/bench")
         progress = Progress(ctx)
         total = args.repeats * args.workload.num_prompts
         results, paths = [], []
@@ -142,7 +146,8 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, SweepInput)
     async def run_sweep(args: SweepInput, ctx: Context) -> SweepRun:
         """Benchmark each concurrency and mark the throughput-per-GPU vs interactivity Pareto frontier."""
-        folder = contained(root, args.run_dir) / "bench"
+        check_target(args.base_url, allowed)
+        folder = contained(root, f"{args.run_dir}/bench")
         progress = Progress(ctx)
         step = 0
 
@@ -162,12 +167,13 @@ def create_server(root: Path | None = None) -> MCPServer:
         """Relative change baseline -> candidate with a confidence interval; refuses different workloads."""
         base = [files.load(contained(root, p)) for p in args.baseline]
         cand = [files.load(contained(root, p)) for p in args.candidate]
-        return compare(base, cand, args.metric, args.confidence)
+        return compare(base, cand, args.metric, args.confidence, args.allow_flawed)
 
     @tool(server, ParityCollectInput)
     async def parity_collect(args: ParityCollectInput, ctx: Context) -> ParitySaved:
         """Record greedy outputs of the fixed prompt set, the reference for later parity checks."""
-        path = contained(root, args.run_dir) / "parity" / f"{args.name}.json"
+        check_target(args.base_url, allowed)
+        path = contained(root, f"{args.run_dir}/parity/{args.name}.json")
         outputs = await parity.collect(args.base_url, args.model, max_tokens=args.max_tokens,
                                        concurrency=args.concurrency)
         if any(o is None for o in outputs.outputs):
@@ -179,6 +185,7 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, ParityCheckInput)
     async def parity_check(args: ParityCheckInput, ctx: Context) -> parity.ParityReport:
         """Greedy parity against a saved reference: agreement rate and first divergence per prompt."""
+        check_target(args.base_url, allowed)
         ref_path = contained(root, args.reference)
         try:
             reference = parity.ParityOutputs.model_validate(json.loads(ref_path.read_text()))
@@ -193,7 +200,8 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, Gsm8kInput)
     async def gsm8k(args: Gsm8kInput, ctx: Context) -> lmeval.TaskAccuracy:
         """GSM8K exact match through lm-evaluation-harness (needs `lm_eval` installed and the dataset cached)."""
-        out = contained(root, args.run_dir) / "lm_eval"
+        check_target(args.base_url, allowed)
+        out = contained(root, f"{args.run_dir}/lm_eval")
         return await anyio.to_thread.run_sync(
             lambda: lmeval.run_gsm8k(args.base_url, args.model, out, args.limit, args.num_concurrent))
 
@@ -205,9 +213,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def extra(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--runs-root", type=Path, default=None, help="folder that holds run folders")
+        parser.add_argument("--allow-host", action="append", default=[], metavar="HOST",
+                            help="also benchmark servers on HOST (loopback is always allowed); repeatable")
 
     args = transport_args("Arbor benchmark MCP server", argv, extra)
-    serve(create_server(args.runs_root), args)
+    serve(create_server(args.runs_root, set(args.allow_host)), args)
 
 
 if __name__ == "__main__":

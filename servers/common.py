@@ -6,7 +6,6 @@ import argparse
 import functools
 import hmac
 import inspect
-import ipaddress
 import logging
 import os
 import sys
@@ -18,25 +17,29 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from arbor.tools.errors import ArborError
+from arbor.tools.netpolicy import is_loopback
 
 In = TypeVar("In", bound=BaseModel)
 Handler = Callable[[In, Context], Awaitable[Any]]
 log = logging.getLogger("arbor.servers")
 
 
-def _parameters(model: type[BaseModel]) -> list[inspect.Parameter]:
-    params = []
+def _parameters(model: type[BaseModel]) -> tuple[list[inspect.Parameter], dict[str, Any]]:
+    params, factory_defaults = [], {}
     for name, info in model.model_fields.items():
+        if info.alias or info.validation_alias or info.discriminator:
+            raise TypeError(f"{model.__name__}.{name}: aliases and discriminators do not survive flattening")
         annotation = Annotated[(info.annotation, *info.metadata, Field(description=info.description))]
         if info.is_required():
             default = inspect.Parameter.empty
         elif info.default_factory is not None:
-            default = info.default_factory()  # type: ignore[call-arg]
+            # The schema needs a value; the call drops it again so the model's factory runs per call.
+            default = factory_defaults[name] = info.default_factory()  # type: ignore[call-arg]
         else:
             default = info.default
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=annotation))
-    return params
+    return params, factory_defaults
 
 
 def tool(server: MCPServer, model: type[In], name: str | None = None) -> Callable[[Handler], Handler]:
@@ -47,11 +50,14 @@ def tool(server: MCPServer, model: type[In], name: str | None = None) -> Callabl
     clear `is_error` results.
     """
 
+    params, factory_defaults = _parameters(model)
+
     def decorator(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def wrapper(ctx: Context, **kwargs: Any) -> Any:
+            given = {k: v for k, v in kwargs.items() if not (k in factory_defaults and v is factory_defaults[k])}
             try:
-                args = model.model_validate(kwargs)
+                args = model.model_validate(given)
             except ValidationError as exc:
                 raise ToolError(f"invalid arguments: {exc}") from exc
             try:
@@ -62,7 +68,7 @@ def tool(server: MCPServer, model: type[In], name: str | None = None) -> Callabl
         # Resolve the handler's (string) annotations in its own module, not in this one.
         returns = get_type_hints(handler).get("return", inspect.Signature.empty)
         wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context), *_parameters(model)],
+            [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context), *params],
             return_annotation=returns,
         )
         wrapper.__annotations__ = {"ctx": Context, "return": returns}
@@ -81,6 +87,7 @@ def _refuse_unknown_arguments(server: MCPServer, name: str) -> None:
     strict = type(f"{base.__name__}Strict", (base,), {"model_config": ConfigDict(extra="forbid",
                                                                                  arbitrary_types_allowed=True)})
     registered.fn_metadata.arg_model = strict
+    registered.parameters = strict.model_json_schema(by_alias=True)  # publish additionalProperties: false
 
 
 class Progress:
@@ -94,15 +101,6 @@ class Progress:
             await self.ctx.report_progress(progress, total, message)
         except Exception:  # noqa: BLE001 - progress is advisory; the work goes on
             log.debug("progress notification dropped", exc_info=True)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class BearerAuth:
@@ -134,7 +132,7 @@ def transport_args(description: str, argv: list[str] | None = None,
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
-    if args.http and not _is_loopback(args.host) and not args.token:
+    if args.http and not is_loopback(args.host) and not args.token:
         parser.error(f"binding {args.host} (not loopback) requires --token or ARBOR_MCP_TOKEN")
     if not 1 <= args.port <= 65535:
         parser.error("--port must be in 1..65535")

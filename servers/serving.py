@@ -12,15 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arbor.servers.common import Progress, serve, tool, transport_args
 from arbor.tools import provision
-from arbor.tools.errors import LaunchError
+from arbor.tools.errors import InputError, LaunchError
 from arbor.tools.paths import contained, runs_root
 from arbor.tools.serving import metrics as prom
 from arbor.tools.serving import telemetry
+from arbor.tools.serving.demo import DEMO_STACK, find_demo_stack
 from arbor.tools.serving.failures import Failure, read_log_tail
 from arbor.tools.serving.fleet import Fleet
 from arbor.tools.serving.knobs import Knob, catalogue
 from arbor.tools.serving.launcher import ServerInfo, probe
-from arbor.tools.serving.stack import StackKind, StackSpec
+from arbor.tools.serving.stack import STACK_NAME, StackKind, StackSpec, load_stacks
 
 KnobValue = bool | int | float | str | dict[str, Any]
 Strict = ConfigDict(extra="forbid")
@@ -33,7 +34,7 @@ class ListKnobsInput(BaseModel):
 
 class LaunchInput(BaseModel):
     model_config = Strict
-    stack: StackSpec
+    stack: str = Field(pattern=STACK_NAME.pattern, description="name of a configured stack (see list_stacks)")
     knobs: dict[str, KnobValue] = Field(default_factory=dict, description="knob name -> value")
     run_dir: str = Field(".", description="folder for logs, inside the runs root")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -77,6 +78,10 @@ class ListInput(BaseModel):
     model_config = Strict
 
 
+class ListStacksInput(BaseModel):
+    model_config = Strict
+
+
 class DefaultTargetInput(BaseModel):
     model_config = Strict
     build: bool = Field(False, description="build llama-server now if it is not cached (minutes)")
@@ -85,6 +90,17 @@ class DefaultTargetInput(BaseModel):
 class KnobList(BaseModel):
     stack: str
     knobs: list[Knob]
+
+
+class StackEntry(BaseModel):
+    name: str
+    kind: str
+    model: str
+    knobs: list[str]
+
+
+class StackList(BaseModel):
+    stacks: list[StackEntry]
 
 
 class LaunchOutcome(BaseModel):
@@ -121,9 +137,29 @@ class DefaultTarget(BaseModel):
     source_version: str
 
 
-def create_server(root: Path | None = None) -> MCPServer:
-    """A serving MCP server whose run folders live under `root` (default: the runs root)."""
+def create_server(root: Path | None = None, stacks: dict[str, StackSpec] | None = None,
+                  include_demo: bool = True) -> MCPServer:
+    """A serving MCP server for the operator's `stacks`, run folders under `root` (default: the runs root).
+
+    Callers name a stack and give knob values; binaries, commands and environment come
+    only from the operator's configuration, so nothing a model writes reaches a process
+    except validated knob values. The built-in demo stack is offered as "demo" once built.
+    """
     root = (root or runs_root()).absolute()
+    configured = dict(stacks or {})
+
+    def available() -> dict[str, StackSpec]:
+        found = dict(configured)
+        if include_demo and DEMO_STACK not in found and (demo := find_demo_stack()) is not None:
+            found[DEMO_STACK] = demo
+        return found
+
+    def resolve_stack(name: str) -> StackSpec:
+        found = available()
+        if name not in found:
+            hint = " (the demo target is not built yet: arbor-host setup)" if name == DEMO_STACK else ""
+            raise InputError(f"unknown stack {name!r}{hint}; configured: {sorted(found)}")
+        return found[name]
     server = MCPServer("arbor-serving", instructions="Launch and control inference servers for Arbor campaigns.",
                        log_level="WARNING")
     fleet = Fleet()
@@ -134,17 +170,25 @@ def create_server(root: Path | None = None) -> MCPServer:
         """The built-in knob catalogue of a stack: flag or env, type, domain, category, layer."""
         return KnobList(stack=args.stack, knobs=list(catalogue(args.stack).values()))
 
+    @tool(server, ListStacksInput)
+    async def list_stacks(args: ListStacksInput, ctx: Context) -> StackList:
+        """The stacks this server may launch (configured by the operator), with their knob names."""
+        return StackList(stacks=[StackEntry(name=name, kind=spec.kind, model=spec.model,
+                                            knobs=sorted(spec.knob_space()))
+                                 for name, spec in sorted(available().items())])
+
     @tool(server, LaunchInput)
     async def launch_server(args: LaunchInput, ctx: Context) -> LaunchOutcome:
-        """Start a server with knob values and wait for health plus one generated token; classify any failure."""
-        logs = contained(root, args.run_dir) / "logs"
+        """Start a configured stack with knob values, wait for health plus one generated token; classify failures."""
+        spec = resolve_stack(args.stack)
+        logs = contained(root, f"{args.run_dir}/logs")
         progress = Progress(ctx)
 
         async def report(elapsed: float, line: str) -> None:
             await progress(elapsed, None, line)
 
         try:
-            info = await fleet.launch(args.stack, dict(args.knobs), logs, args.name, report)
+            info = await fleet.launch(spec, dict(args.knobs), logs, args.name, report)
         except LaunchError as exc:
             return LaunchOutcome(ok=False, failure=exc.failure)  # type: ignore[arg-type]
         return LaunchOutcome(ok=True, server=info)
@@ -152,7 +196,7 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, ServerIdInput)
     async def server_status(args: ServerIdInput, ctx: Context) -> ServerInfo:
         """Current state of a launched server; an exited one comes back failed with its classification."""
-        return fleet.status(args.server_id)
+        return await anyio.to_thread.run_sync(fleet.status, args.server_id)
 
     @tool(server, ProbeInput)
     async def probe_server(args: ProbeInput, ctx: Context) -> ProbeOutcome:
@@ -168,7 +212,7 @@ def create_server(root: Path | None = None) -> MCPServer:
     @tool(server, ListInput)
     async def list_servers(args: ListInput, ctx: Context) -> ServerList:
         """Every server launched by this MCP server, with its state."""
-        return ServerList(servers=fleet.list())
+        return ServerList(servers=await anyio.to_thread.run_sync(fleet.list))
 
     @tool(server, LogInput)
     async def read_log(args: LogInput, ctx: Context) -> LogTail:
@@ -189,7 +233,7 @@ def create_server(root: Path | None = None) -> MCPServer:
     async def read_telemetry(args: TelemetryInput, ctx: Context) -> telemetry.Telemetry:
         """CPU and memory (from /proc) of the host and a server's process group; GPUs where a vendor tool exists."""
         pgid = fleet.get(args.server_id).child.pgid if args.server_id else None
-        return telemetry.snapshot(pgid)
+        return await anyio.to_thread.run_sync(telemetry.snapshot, pgid)
 
     @tool(server, DefaultTargetInput)
     async def default_target(args: DefaultTargetInput, ctx: Context) -> DefaultTarget:
@@ -212,9 +256,15 @@ def main(argv: list[str] | None = None) -> None:
 
     def extra(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--runs-root", type=Path, default=None, help="folder that holds run folders")
+        parser.add_argument("--stacks", type=Path, default=None,
+                            help="TOML file of [stack.NAME] tables this server may launch (the demo is built in)")
 
     args = transport_args("Arbor serving-control MCP server", argv, extra)
-    server = create_server(args.runs_root)
+    try:
+        stacks = load_stacks(args.stacks) if args.stacks else {}
+    except InputError as exc:
+        raise SystemExit(f"arbor-mcp-serving: {exc}") from exc
+    server = create_server(args.runs_root, stacks)
     try:
         serve(server, args)
     finally:

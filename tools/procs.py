@@ -90,6 +90,7 @@ class Child:
     watchdog: subprocess.Popen
     _watch_pipe: IO[bytes] | None = field(repr=False, default=None)
     stopped: bool = False
+    unkillable: bool = False
 
     @property
     def pid(self) -> int:
@@ -111,10 +112,17 @@ class Child:
             return None
 
     def stop(self, grace: float = 10.0) -> int | None:
-        """SIGTERM the whole group, SIGKILL after `grace` seconds; idempotent."""
+        """SIGTERM the whole group, SIGKILL after `grace` seconds; idempotent, never raises.
+
+        A process that survives SIGKILL (stuck in the kernel, e.g. a hung GPU driver) is
+        marked `unkillable` and its registry record kept, so a later start tries again.
+        """
         if not self.stopped:
             _kill_group(self.pgid, grace)
-            self.popen.wait(timeout=10)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.unkillable = True
             self._release()
         return self.popen.returncode
 
@@ -127,7 +135,8 @@ class Child:
             self.watchdog.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.watchdog.kill()
-        self.record_path.unlink(missing_ok=True)
+        if not self.unkillable:
+            self.record_path.unlink(missing_ok=True)
 
 
 def spawn(
@@ -200,17 +209,20 @@ def reap_orphans(grace: float = 5.0) -> list[dict]:
     for path in folder.glob("*.json"):
         try:
             record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
+            pid, owner_pid = int(record["pid"]), int(record["owner_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)  # unreadable: nothing can be done with it
             continue
-        owner = start_time(record["owner_pid"])
+        owner = start_time(owner_pid)
         if owner is not None and owner == record.get("owner_start_time"):
             continue
-        leader = start_time(record["pid"])
+        leader = start_time(pid)
         # A pid is never reused while its process group lives on, so a missing leader with
         # members left means survivors of our group; a different start time means reuse.
-        if leader == record.get("start_time") or (leader is None and group_members(record["pid"])):
-            _kill_group(record["pid"], grace)
+        if leader == record.get("start_time") or (leader is None and group_members(pid)):
+            _kill_group(pid, grace)
             reaped.append(record)
+            if group_members(pid):
+                continue  # survived SIGKILL: keep the record and try again next time
         path.unlink(missing_ok=True)
     return reaped

@@ -70,7 +70,10 @@ def t_quantile(p: float, df: float) -> float:
         raise ValueError("p must be in (0, 1)")
     if df > 1e6:
         return NormalDist().inv_cdf(p)
-    lo, hi = -1e4, 1e4
+    hi = 10.0
+    while t_cdf(hi, df) < max(p, 1.0 - p):  # heavy tails (df=1) need a wide bracket
+        hi *= 10.0
+    lo = -hi
     for _ in range(200):
         mid = (lo + hi) / 2.0
         if t_cdf(mid, df) < p:

@@ -37,10 +37,14 @@ async def test_bench_repeats_compare_and_refusal(llama_server: ServerInfo, tmp_p
         saved = json.loads(Path(paths[0]).read_text())
         assert saved["completed"] == 4 and saved["output_throughput"] > 0 and "p99_ttft_ms" in saved
         assert updates and max(updates) == 8
-        cmp = await client.call_tool("compare_results", {"baseline": [paths[0], paths[1]],
-                                                         "candidate": [paths[1], paths[0]]})
-        assert not cmp.is_error
-        assert cmp.structured_content["ci_low"] <= 0 <= cmp.structured_content["ci_high"]
+        again = await client.call_tool("run_bench", {"base_url": llama_server.base_url, "repeats": 2,
+                                                     "workload": workload(llama_server), "run_dir": "r"})
+        cmp = await client.call_tool("compare_results", {"baseline": paths,
+                                                         "candidate": again.structured_content["paths"]})
+        assert not cmp.is_error, cmp.content
+        c = cmp.structured_content
+        assert c["n_baseline"] == c["n_candidate"] == 2
+        assert c["ci_low"] < c["rel_change"] < c["ci_high"], "two real repeats a side give a real interval"
         other = await client.call_tool("run_bench", {"base_url": llama_server.base_url, "run_dir": "r",
                                                      "workload": workload(llama_server, max_concurrency=4),
                                                      "label": "other"})
@@ -60,7 +64,9 @@ async def test_sweep_marks_the_frontier(llama_server: ServerInfo, tmp_path: Path
     assert not out.is_error, out.content
     points = out.structured_content["sweep"]["points"]
     assert [p["max_concurrency"] for p in points] == [1, 4]
-    assert any(p["on_frontier"] for p in points)
+    # The most interactive and the highest-throughput points can never be dominated.
+    assert max(points, key=lambda p: p["interactivity"])["on_frontier"]
+    assert max(points, key=lambda p: p["output_throughput_per_gpu"])["on_frontier"]
     results = out.structured_content["sweep"]["results"]
     assert [r["num_prompts"] for r in results] == [4, 8]
 
@@ -97,6 +103,8 @@ async def test_parity_collect_and_check(llama_server: ServerInfo, tmp_path: Path
     ("parity_check", {"base_url": "http://127.0.0.1:1", "model": "m", "reference": "nope.json"},
      "no parity reference"),
     ("gsm8k", {"base_url": "http://127.0.0.1:1", "model": "m", "limit": 0}, "limit"),
+    ("run_bench", {"base_url": "http://10.1.2.3:8000", "workload": {"model": "m"}}, "is not allowed"),
+    ("parity_collect", {"base_url": "http://example.com", "model": "m"}, "is not allowed"),
 ])
 async def test_bad_inputs_are_clear_errors(tmp_path: Path, tool: str, args: dict, message: str) -> None:
     async with Client(create_server(tmp_path)) as client:

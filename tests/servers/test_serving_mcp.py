@@ -15,23 +15,35 @@ from tests.conftest import our_processes
 pytestmark = pytest.mark.anyio
 
 
-def stack_args(stack: StackSpec) -> dict:
-    return stack.model_dump(exclude_none=True, exclude={"knobs"})
+def serving(root: Path, stack: StackSpec | None = None, **more: StackSpec):
+    stacks = ({"llama": stack} if stack else {}) | more
+    return create_server(root, stacks, include_demo=False)
 
 
 async def test_tools_are_listed_with_flat_input_schemas(tmp_path: Path) -> None:
-    async with Client(create_server(tmp_path)) as client:
+    async with Client(serving(tmp_path)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"list_knobs", "launch_server", "server_status", "probe_server", "stop_server",
-                          "list_servers", "read_log", "scrape_metrics", "read_telemetry", "default_target"}
+    assert set(tools) == {"list_knobs", "list_stacks", "launch_server", "server_status", "probe_server",
+                          "stop_server", "list_servers", "read_log", "scrape_metrics", "read_telemetry",
+                          "default_target"}
     launch = tools["launch_server"].input_schema
     assert set(launch["properties"]) == {"stack", "knobs", "run_dir", "name"}
-    assert launch["required"] == ["stack"]
+    assert launch["required"] == ["stack"] and launch["additionalProperties"] is False
+    assert launch["properties"]["stack"]["type"] == "string", "a stack is named, never described by the caller"
     assert tools["launch_server"].output_schema is not None
 
 
+async def test_list_stacks_shows_only_configured_ones(llama_stack: StackSpec, tmp_path: Path) -> None:
+    async with Client(serving(tmp_path, llama_stack)) as client:
+        out = (await client.call_tool("list_stacks", {})).structured_content["stacks"]
+    assert [s["name"] for s in out] == ["llama"] and "parallel" in out[0]["knobs"]
+    async with Client(create_server(tmp_path, {})) as client:
+        names = [s["name"] for s in (await client.call_tool("list_stacks", {})).structured_content["stacks"]]
+    assert names == ["demo"], "the built demo target is offered by default"
+
+
 async def test_list_knobs(tmp_path: Path) -> None:
-    async with Client(create_server(tmp_path)) as client:
+    async with Client(serving(tmp_path)) as client:
         result = await client.call_tool("list_knobs", {"stack": "llamacpp"})
     names = {k["name"] for k in result.structured_content["knobs"]}
     assert {"parallel", "threads", "flash_attn", "cache_type_k"} <= names
@@ -39,14 +51,14 @@ async def test_list_knobs(tmp_path: Path) -> None:
 
 @pytest.mark.llama
 async def test_launch_status_probe_logs_metrics_telemetry_stop(llama_stack: StackSpec, tmp_path: Path) -> None:
-    server = create_server(tmp_path)
+    server = serving(tmp_path, llama_stack)
     progress: list[tuple[float, str | None]] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         progress.append((value, message))
 
     async with Client(server) as client:
-        out = await client.call_tool("launch_server", {"stack": stack_args(llama_stack), "knobs": {"parallel": 2},
+        out = await client.call_tool("launch_server", {"stack": "llama", "knobs": {"parallel": 2},
                                                        "run_dir": "run1", "name": "s1"},
                                      progress_callback=on_progress)
         assert not out.is_error, out.content
@@ -74,9 +86,9 @@ async def test_launch_status_probe_logs_metrics_telemetry_stop(llama_stack: Stac
 
 @pytest.mark.llama
 async def test_launch_failure_is_a_structured_outcome(llama_stack: StackSpec, tmp_path: Path) -> None:
-    stack = stack_args(llama_stack) | {"model": str(tmp_path / "missing.gguf")}
-    async with Client(create_server(tmp_path)) as client:
-        out = await client.call_tool("launch_server", {"stack": stack})
+    broken = llama_stack.model_copy(update={"model": str(tmp_path / "missing.gguf")})
+    async with Client(serving(tmp_path, broken=broken)) as client:
+        out = await client.call_tool("launch_server", {"stack": "broken"})
     assert not out.is_error
     assert out.structured_content["ok"] is False
     failure = out.structured_content["failure"]
@@ -91,13 +103,16 @@ async def test_launch_failure_is_a_structured_outcome(llama_stack: StackSpec, tm
     ({"run_dir": "/tmp"}, "outside the run folder"),
     ({"name": "bad name; rm"}, "name"),
     ({"stack_extra": 1}, "stack_extra"),
+    ({"stack": "vllm-prod"}, "unknown stack 'vllm-prod'"),
+    ({"stack": {"kind": "generic", "model": "m", "command": ["/bin/sh", "-c", "id"]}}, "stack"),
+    ({"knobs": {"parallel": 2, "threads": "2; rm -rf /"}}, "takes an integer"),
 ])
 async def test_bad_launch_input_is_an_error_and_starts_nothing(llama_stack: StackSpec, tmp_path: Path,
                                                                args: dict, message: str) -> None:
     before = our_processes(llama_stack.binary)
-    server = create_server(tmp_path / "root")
+    server = serving(tmp_path / "root", llama_stack)
     async with Client(server) as client:
-        out = await client.call_tool("launch_server", {"stack": stack_args(llama_stack)} | args)
+        out = await client.call_tool("launch_server", {"stack": "llama"} | args)
     assert out.is_error
     assert message in out.content[0].text
     assert our_processes(llama_stack.binary) == before
@@ -106,12 +121,9 @@ async def test_bad_launch_input_is_an_error_and_starts_nothing(llama_stack: Stac
 
 
 async def test_bad_stack_and_unknown_server(tmp_path: Path) -> None:
-    async with Client(create_server(tmp_path)) as client:
-        bad_kind = await client.call_tool("launch_server", {"stack": {"kind": "tgi", "model": "m"}})
-        assert bad_kind.is_error and "kind" in bad_kind.content[0].text
-        wrong_type = await client.call_tool("launch_server", {"stack": {"kind": "llamacpp", "model": "m",
-                                                                        "port": "eighty"}})
-        assert wrong_type.is_error and "port" in wrong_type.content[0].text
+    async with Client(serving(tmp_path)) as client:
+        bad_kind = await client.call_tool("list_knobs", {"stack": "tgi"})
+        assert bad_kind.is_error and "stack" in bad_kind.content[0].text
         unknown = await client.call_tool("server_status", {"server_id": "nope"})
         assert unknown.is_error and "no server 'nope'" in unknown.content[0].text
         bad_lines = await client.call_tool("read_log", {"server_id": "x", "lines": -1})
@@ -119,6 +131,6 @@ async def test_bad_stack_and_unknown_server(tmp_path: Path) -> None:
 
 
 async def test_default_target_reports_paths(tmp_path: Path, target) -> None:
-    async with Client(create_server(tmp_path)) as client:
+    async with Client(serving(tmp_path)) as client:
         out = (await client.call_tool("default_target", {})).structured_content
     assert out["ready"] is True and out["model_path"].endswith(".gguf")

@@ -67,3 +67,23 @@ def test_non_loopback_bind_requires_a_token() -> None:
                           capture_output=True, text=True, timeout=30, env=os.environ | {"ARBOR_MCP_TOKEN": ""})
     assert done.returncode == 2
     assert "requires --token" in done.stderr
+
+
+def test_bad_stacks_file_is_a_clean_error(tmp_path: Path) -> None:
+    bad = tmp_path / "stacks.toml"
+    bad.write_text('[stack.x]\nkind = "tgi"\nmodel = "m"\n')
+    done = subprocess.run([str(BIN / "arbor-mcp-serving"), "--stacks", str(bad)], capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert "stack 'x': kind" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_stacks_file_is_served_over_stdio(tmp_path: Path) -> None:
+    stacks = tmp_path / "stacks.toml"
+    stacks.write_text('[stack.h100-llama]\nkind = "vllm"\nmodel = "meta-llama/Llama-3.1-8B-Instruct"\n')
+    params = StdioServerParameters(command=str(BIN / "arbor-mcp-serving"),
+                                   args=["--runs-root", str(tmp_path), "--stacks", str(stacks)],
+                                   env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"]})
+    async with Client(params) as client:
+        out = (await client.call_tool("list_stacks", {})).structured_content["stacks"]
+    assert "h100-llama" in [s["name"] for s in out]

@@ -28,7 +28,7 @@ def test_log_signatures_name_the_failure_and_cite_lines(log: str, kind: str, nee
     failure = classify(LOGS / log, 1, "launch")
     assert failure.kind == kind
     assert any(needle in e.text for e in failure.evidence)
-    lines = (LOGS / log).read_text().splitlines()
+    lines = (LOGS / log).read_text().split("\n")
     for evidence in failure.evidence:
         assert lines[evidence.line - 1].strip()[:500] == evidence.text
 
@@ -66,6 +66,13 @@ def test_line_numbers_survive_a_truncated_tail(tmp_path: Path, monkeypatch: pyte
     failure = classify(log, -11, "running")
     assert failure.kind == "segfault"
     assert failure.evidence[0].line == 200
+
+
+def test_carriage_returns_do_not_shift_line_numbers(tmp_path: Path) -> None:
+    log = tmp_path / "tqdm.log"
+    log.write_bytes(b"Loading 10%\rLoading 50%\rLoading 100%\nready\nSegmentation fault\n")
+    failure = classify(log, -11, "running")
+    assert failure.evidence[0].line == 3
 
 
 def test_signal_name() -> None:

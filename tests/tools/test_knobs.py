@@ -96,3 +96,36 @@ def test_base_args_clash_with_knob() -> None:
     spec = StackSpec(kind="llamacpp", model="/m.gguf", base_args=["--parallel", "2"])
     with pytest.raises(InputError, match="--parallel"):
         build_command(spec, {"parallel": 4}, 9000)
+
+
+@pytest.mark.parametrize("base_args", [["--port", "9"], ["--host=0.0.0.0"], ["-m", "/other.gguf"]])
+def test_reserved_flags_cannot_move_model_or_address(base_args: list[str]) -> None:
+    spec = StackSpec(kind="llamacpp", model="/m.gguf", base_args=base_args)
+    with pytest.raises(InputError, match="set by Arbor itself"):
+        build_command(spec, {}, 9000)
+
+
+def test_equals_form_counts_as_the_same_flag() -> None:
+    spec = StackSpec(kind="llamacpp", model="/m.gguf", base_args=["--parallel=2"])
+    with pytest.raises(InputError, match="--parallel"):
+        build_command(spec, {"parallel": 4}, 9000)
+
+
+def test_stacks_file(tmp_path) -> None:
+    from arbor.tools.serving.stack import load_stacks
+
+    good = tmp_path / "stacks.toml"
+    good.write_text('[stack.mi300x-llama]\nkind = "vllm"\nmodel = "meta-llama/Llama-3.1-8B-Instruct"\n'
+                    'env = { HF_HOME = "/data/hf" }\n')
+    stacks = load_stacks(good)
+    assert stacks["mi300x-llama"].kind == "vllm" and stacks["mi300x-llama"].env == {"HF_HOME": "/data/hf"}
+    for text, message in [('[stack.x]\nkind = "tgi"\nmodel = "m"\n', "stack 'x': kind"),
+                          ('[stack.x]\nkind = "vllm"\nmodle = "m"\n', "stack 'x': "),
+                          ('[stacks.x]\nkind = "vllm"\n', "unknown top-level key"),
+                          ("[stack.x\n", "not valid TOML")]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(InputError, match=message):
+            load_stacks(bad)
+    with pytest.raises(InputError, match="cannot read"):
+        load_stacks(tmp_path / "absent.toml")

@@ -75,3 +75,16 @@ async def test_healthy_but_not_generating_is_a_hang(tmp_path: Path) -> None:
 async def test_missing_executable(tmp_path: Path) -> None:
     with pytest.raises(LaunchError, match="cannot start"):
         await launcher.launch(generic(str(tmp_path / "no-such-server")), {}, tmp_path)
+
+
+async def test_relaunch_under_the_same_name_gets_a_fresh_log(tmp_path: Path) -> None:
+    bad = generic(sys.executable, "-c", "print('error: invalid argument: --old'); raise SystemExit(1)")
+    with pytest.raises(LaunchError):
+        await launcher.launch(bad, {}, tmp_path, name="same")
+    good = generic(sys.executable, str(STUB), "--port", "{port}")
+    server = await launcher.launch(good, {}, tmp_path, name="same")
+    try:
+        assert server.info.state == "ready", "old log lines must not fail a healthy relaunch"
+        assert server.log_path.name == "same.2.log"
+    finally:
+        launcher.stop(server)

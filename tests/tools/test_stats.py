@@ -14,6 +14,10 @@ def test_t_quantile_matches_tables(df: int, expected: float) -> None:
     assert t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-3)
 
 
+def test_extreme_quantiles_of_heavy_tails() -> None:
+    assert t_quantile(0.99999, 1) == pytest.approx(31830.99, rel=1e-3)
+
+
 def test_percentile_interpolates_like_numpy() -> None:
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([1, 2, 3, 4], 99) == pytest.approx(3.97)

@@ -54,14 +54,18 @@ def endpoint_url(base_url: str, workload: Workload) -> str:
 
 
 def _delta_text(event: dict, chat: bool) -> str | None:
-    choices = event.get("choices") or []
-    if not choices:
+    choices = event.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return None
     choice = choices[0]
     if chat:
-        delta = choice.get("delta") or {}
-        return delta.get("content") or delta.get("reasoning_content") or None
-    return choice.get("text") or None
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return None
+        text = delta.get("content") or delta.get("reasoning_content")
+    else:
+        text = choice.get("text")
+    return text if isinstance(text, str) and text else None
 
 
 def _apply(response: StreamedResponse, chat: bool, record: RequestRecord) -> None:
@@ -69,15 +73,21 @@ def _apply(response: StreamedResponse, chat: bool, record: RequestRecord) -> Non
     if response.status != 200:
         record.error = f"HTTP {response.status}: {bytes(response.body[:300]).decode(errors='replace')}"
         return
+    finished = False
     for arrived, payload in response.events:
         if payload == b"[DONE]":
-            record.success = True
+            finished = True
             continue
         try:
             event = json.loads(payload)
         except ValueError:
+            event = None
+        if not isinstance(event, dict):
             record.error = f"undecodable event: {payload[:100]!r}"
             return
+        choices = event.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict) and choices[0].get("finish_reason"):
+            finished = True
         if "error" in event:
             record.error = f"server error: {json.dumps(event['error'])[:300]}"
             return
@@ -86,16 +96,19 @@ def _apply(response: StreamedResponse, chat: bool, record: RequestRecord) -> Non
             record.token_times.append(arrived)
             record.generated_text += text
         usage = event.get("usage")
-        if usage:
-            record.output_tokens = int(usage.get("completion_tokens") or 0)
-            if usage.get("prompt_tokens"):
-                record.prompt_len = int(usage["prompt_tokens"])
+        if isinstance(usage, dict):
+            if isinstance(usage.get("completion_tokens"), int):
+                record.output_tokens = usage["completion_tokens"]
+            if isinstance(usage.get("prompt_tokens"), int) and usage["prompt_tokens"] > 0:
+                record.prompt_len = usage["prompt_tokens"]
                 record.prompt_len_from_server = True
     if not record.token_times:
-        record.success = False
         record.error = record.error or "stream ended without any token"
+    elif not finished:
+        # A server that dies mid-stream closes the socket like a normal end: only [DONE] or a
+        # finish_reason proves the generation completed.
+        record.error = f"stream ended after {len(record.token_times)} tokens without [DONE] or finish_reason"
     else:
-        # Some servers end the stream without [DONE]; a complete stream with tokens is a success.
         record.success = True
 
 
@@ -117,7 +130,11 @@ async def send_request(endpoint: Endpoint, workload: Workload, prompt: Prompt, m
             record.error = str(exc)
             return record
         record.end = response.events[-1][0] if response.events else time.perf_counter()
-        _apply(response, chat, record)
+        try:
+            _apply(response, chat, record)
+        except Exception as exc:  # noqa: BLE001 - one odd response fails its request, never the run
+            record.success = False
+            record.error = f"cannot read the response: {type(exc).__name__}: {exc}"
         break
     if record.success:
         times = record.token_times
@@ -181,14 +198,16 @@ async def collect_records(base_url: str, workload: Workload, prompts: list[Promp
                 in_flight += 1
                 peak = max(peak, in_flight)
                 try:
-                    return await send_request(endpoint, workload, prompts[i], workload.output_len)
+                    record = await send_request(endpoint, workload, prompts[i], workload.output_len)
                 finally:
                     in_flight -= 1
                     done += 1
-                    if progress is not None:
-                        maybe = progress(done, workload.num_prompts)
-                        if asyncio.iscoroutine(maybe):
-                            await maybe
+            # Reported outside the gate: a slow progress consumer must not lower the offered load.
+            if progress is not None:
+                maybe = progress(done, workload.num_prompts)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
+            return record
 
         records = await asyncio.gather(*(one(i) for i in range(workload.num_prompts)))
     return list(records), peak, all(p.verified for p in prompts[: workload.num_prompts])

@@ -37,12 +37,34 @@ def _metric(result: BenchResult, metric: str) -> float:
     return float(value)
 
 
+def flaws(result: BenchResult) -> list[str]:
+    """Why a result is not a clean measurement: failed requests, lengths other than asked."""
+    found = []
+    if result.failed:
+        found.append(f"{result.failed} failed request(s)")
+    if not result.lengths_ok:
+        found.append("input/output lengths drifted from the workload")
+    if result.completed == 0:
+        found.append("no completed request")
+    return found
+
+
 def compare(baseline: list[BenchResult], candidate: list[BenchResult], metric: str = "output_throughput",
-            confidence: float = 0.95) -> Comparison:
-    """Relative change of `metric`, with a Welch interval on the log ratio when both sides have repeats."""
+            confidence: float = 0.95, allow_flawed: bool = False) -> Comparison:
+    """Relative change of `metric`, with a Welch interval on the log ratio when both sides have repeats.
+
+    Refuses different workloads always, and flawed results (failures, length drift) unless
+    `allow_flawed`: a candidate that drops requests can look faster than it is.
+    """
     if not baseline or not candidate:
         raise BenchError("both sides need at least one result")
     fingerprint = check_same_workload([*baseline, *candidate])
+    if not allow_flawed:
+        for side, results in (("baseline", baseline), ("candidate", candidate)):
+            for i, result in enumerate(results):
+                if found := flaws(result):
+                    raise BenchError(f"{side} result {i + 1} is not a clean measurement ({'; '.join(found)}); "
+                                     "pass allow_flawed to compare anyway")
     base = [_metric(r, metric) for r in baseline]
     cand = [_metric(r, metric) for r in candidate]
     base_mean, cand_mean = fmean(base), fmean(cand)

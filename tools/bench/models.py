@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Endpoint = Literal["completions", "chat"]
 
 FINGERPRINT_FIELDS = ("model", "input_len", "output_len", "max_concurrency", "request_rate",
-                      "num_prompts", "seed", "endpoint", "unique_prompts")
+                      "num_prompts", "seed", "endpoint", "unique_prompts", "ignore_eos")
 
 
 class Workload(BaseModel):
@@ -31,7 +31,7 @@ class Workload(BaseModel):
     unique_prompts: bool = Field(True, description="start every prompt with a fresh tag so no request hits the"
                                  " prefix cache of an earlier one; false to measure prefix caching")
     num_gpus: int = Field(1, ge=1, le=4096, description="devices serving, for per-GPU throughput")
-    request_timeout_s: float = Field(600.0, gt=0)
+    request_timeout_s: float = Field(600.0, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _some_limit(self) -> Workload:

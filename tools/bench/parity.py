@@ -85,6 +85,9 @@ def compare(reference: ParityOutputs, candidate: ParityOutputs, min_agreement: f
     """Per-prompt agreement and first divergence; passes when the agreement rate reaches `min_agreement`."""
     if reference.prompts != candidate.prompts or reference.max_tokens != candidate.max_tokens:
         raise BenchError("parity outputs come from different prompt sets or lengths; not comparable")
+    for side in (reference, candidate):
+        if len(side.outputs) != len(side.prompts):
+            raise BenchError(f"parity file has {len(side.outputs)} outputs for {len(side.prompts)} prompts")
     rows, failed = [], 0
     for prompt, ref, cand in zip(reference.prompts, reference.outputs, candidate.outputs, strict=True):
         if ref is None:

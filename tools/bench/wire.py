@@ -73,7 +73,8 @@ class _Protocol(asyncio.Protocol):
             return
         if not self.got_byte:
             self._finish(NoByteError(str(exc) if exc else "connection closed before any response byte"))
-        elif self.head_done and not self.chunked and self.remaining is None:
+        elif self.head_done and not self.chunked and self.remaining is None and exc is None:
+            self._flush_sse(time.perf_counter())
             self._finish(None)
         else:
             self._finish(StreamError(f"connection lost mid-stream{': ' + str(exc) if exc else ''}"))

@@ -56,21 +56,37 @@ def _signatures() -> list[tuple[FailureKind, str, list[re.Pattern[str]]]]:
 
 
 def read_log_tail(path: Path | None) -> tuple[int, list[str]]:
-    """(number of the first returned line, lines) of the last few MB of a log."""
+    """(number of the first returned line, lines) of the last few MB of a log.
+
+    Lines are split on "\n" only, as editors and `grep -n` count them: progress bars
+    write "\r" inside a line and must not shift the numbers of the lines after them.
+    """
     if path is None or not path.is_file():
         return 1, []
-    size = path.stat().st_size
     with open(path, "rb") as handle:
-        if size <= TAIL_BYTES:
-            data, skipped = handle.read(), b""
-        else:
-            skipped = handle.read(size - TAIL_BYTES)
-            data = handle.read()
-    first = skipped.count(b"\n") + 1
-    if skipped and not skipped.endswith(b"\n"):
-        data = data.split(b"\n", 1)[-1]
+        size = handle.seek(0, 2)
+        start = max(0, size - TAIL_BYTES)
+        handle.seek(0)
+        newlines = 0
+        last = b"\n"
+        remaining = start
+        while remaining:  # count the skipped lines in chunks, never holding the skipped part
+            chunk = handle.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+            remaining -= len(chunk)
+        data = handle.read()
+    first = newlines + 1
+    if last != b"\n":  # the cut landed inside a line: drop its tail
+        _, _, data = data.partition(b"\n")
         first += 1
-    return first, data.decode(errors="replace").splitlines()
+    text = data.decode(errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return first, lines
 
 
 def match_signatures(lines: list[str], first: int = 1) -> list[tuple[FailureKind, str, list[LogLine]]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from ..errors import InputError
 from . import launcher
 from .launcher import Progress, Server, ServerInfo
 from .stack import StackSpec
+
+log = logging.getLogger(__name__)
 
 
 class Fleet:
@@ -24,15 +28,18 @@ class Fleet:
     async def launch(self, spec: StackSpec, knobs: dict[str, Any], logs_dir: Path, name: str | None = None,
                      progress: Progress | None = None) -> ServerInfo:
         """Start a server and wait until it is ready (LaunchError otherwise, nothing left running)."""
-        if name is not None and name in self._servers:
-            raise InputError(f"a server named {name!r} already exists; stop it first")
-        server = launcher.start(spec, knobs, logs_dir, name)
+        if name is not None:
+            with self._lock:
+                existing = self._servers.get(name)
+            if existing is not None and not existing.child.stopped:
+                raise InputError(f"a server named {name!r} is running; stop it first")
+        server = await asyncio.to_thread(launcher.start, spec, knobs, logs_dir, name)
         with self._lock:
             self._servers[server.info.id] = server
         try:
             await launcher.wait_ready(server, progress)
         except BaseException:
-            server.child.stop(grace=5)
+            await asyncio.to_thread(server.child.stop, 5)
             raise
         return server.info
 
@@ -59,9 +66,12 @@ class Fleet:
         return [launcher.status(s) for s in servers]
 
     def close(self) -> None:
-        """Stop every server still running."""
+        """Stop every server still running; one that will not die does not keep the others alive."""
         with self._lock:
             servers = list(self._servers.values())
         for server in servers:
             if not server.child.stopped:
-                launcher.stop(server, grace=5)
+                try:
+                    launcher.stop(server, grace=5)
+                except Exception:  # noqa: BLE001 - best effort on the way out
+                    log.exception("could not stop %s", server.info.id)

@@ -15,9 +15,10 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel
 
-from ..errors import LaunchError, ProcessError
+from ..errors import InputError, LaunchError, ProcessError
 from ..procs import Child, reap_orphans, spawn
 from .failures import Failure, classify, match_signatures, read_log_tail
+from .secrets import child_env, redact_argv, redact_env
 from .stack import StackSpec, build_command
 
 State = Literal["starting", "ready", "failed", "stopped"]
@@ -66,14 +67,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def _fresh_log(logs_dir: Path, server_id: str) -> Path:
+    # A relaunch under the same name gets its own log: old lines must not be read as new failures.
+    path = Path(logs_dir) / f"{server_id}.log"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(logs_dir) / f"{server_id}.{n}.log"
+    return path
+
+
 def start(spec: StackSpec, knob_values: dict[str, Any], logs_dir: Path, name: str | None = None) -> Server:
     """Validate, then start the server in its own process group; raises before starting anything on bad input."""
     port = spec.port or free_port(spec.host)
     argv, extra_env = build_command(spec, knob_values, port)
     reap_orphans()
     server_id = name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
-    log_path = Path(logs_dir) / f"{server_id}.log"
-    env = dict(os.environ) | extra_env
+    log_path = _fresh_log(logs_dir, server_id)
+    env = child_env(dict(os.environ), extra_env)
     try:
         child = spawn(argv, env=env, log_path=log_path)
     except ProcessError as exc:
@@ -81,7 +92,8 @@ def start(spec: StackSpec, knob_values: dict[str, Any], logs_dir: Path, name: st
         raise LaunchError(f"{server_id}: {exc}", failure) from exc
     info = ServerInfo(
         id=server_id, kind=spec.kind, base_url=f"http://{spec.host}:{port}", model_name=spec.model_name,
-        host=spec.host, port=port, pid=child.pid, argv=argv, env=extra_env, knobs=dict(knob_values),
+        host=spec.host, port=port, pid=child.pid, argv=redact_argv(argv), env=redact_env(extra_env),
+        knobs=dict(knob_values),
         log_path=str(log_path), started_at=time.time(),
     )
     return Server(info=info, spec=spec, child=child)
@@ -101,10 +113,11 @@ async def generate_one_token(client: httpx.AsyncClient, base_url: str, model: st
     try:
         data = response.json()
         choices = data["choices"]
-        tokens = (data.get("usage") or {}).get("completion_tokens", 1)
-    except (ValueError, KeyError, TypeError):
+        usage = data.get("usage") or {}
+        tokens = usage.get("completion_tokens")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return f"unexpected completion body: {response.text[:200]}"
-    if not choices or tokens < 1:
+    if not isinstance(choices, list) or not choices or (isinstance(tokens, int) and tokens < 1):
         return "completion returned no token"
     return None
 
@@ -116,8 +129,8 @@ async def _healthy(client: httpx.AsyncClient, url: str) -> bool:
         return False
 
 
-def _fail(server: Server, failure: Failure) -> LaunchError:
-    server.child.stop(grace=5)
+async def _fail(server: Server, failure: Failure) -> LaunchError:
+    await asyncio.to_thread(server.child.stop, 5)
     server.info.state = "failed"
     server.info.exit_code = server.child.poll()
     server.info.failure = failure
@@ -159,7 +172,7 @@ async def wait_ready(server: Server, progress: Progress | None = None) -> Server
             elapsed = now - t0
             code = child.poll()
             if code is not None:
-                raise _fail(server, classify(server.log_path, code, "launch"))
+                raise await _fail(server, classify(server.log_path, code, "launch"))
             size = server.log_path.stat().st_size if server.log_path.exists() else 0
             if size != last_size:
                 last_size, last_growth = size, now
@@ -168,7 +181,7 @@ async def wait_ready(server: Server, progress: Progress | None = None) -> Server
                 last_scan = now
                 first, lines = read_log_tail(server.log_path)
                 if any(m[0] in FATAL_WHILE_ALIVE for m in match_signatures(lines, first)):
-                    raise _fail(server, classify(server.log_path, child.poll(), "launch"))
+                    raise await _fail(server, classify(server.log_path, child.poll(), "launch"))
             if await _healthy(client, health_url):
                 token_problem = await generate_one_token(client, info.base_url, info.model_name)
                 if token_problem is None:
@@ -182,14 +195,14 @@ async def wait_ready(server: Server, progress: Progress | None = None) -> Server
             why = f"; last generation attempt: {token_problem}" if token_problem else ""
             # Healthy but unable to generate is a hang even while the log grows (it may log our polls).
             if failing_since is not None and now - failing_since > spec.stall_timeout_s:
-                raise _fail(server, classify(server.log_path, child.poll(), "ready", fallback="hang",
+                raise await _fail(server, classify(server.log_path, child.poll(), "ready", fallback="hang",
                                              detail=f"healthy but no generated token for {spec.stall_timeout_s:g}s"
                                              + why))
             if failing_since is None and now - last_growth > spec.stall_timeout_s:
-                raise _fail(server, classify(server.log_path, child.poll(), "ready", fallback="hang",
+                raise await _fail(server, classify(server.log_path, child.poll(), "ready", fallback="hang",
                                              detail=f"no log output and no readiness for {spec.stall_timeout_s:g}s"))
             if elapsed > spec.ready_timeout_s:
-                raise _fail(server, classify(server.log_path, child.poll(), "ready", fallback="timeout",
+                raise await _fail(server, classify(server.log_path, child.poll(), "ready", fallback="timeout",
                                              detail=f"not ready after {spec.ready_timeout_s:g}s" + why))
             await _report(progress, elapsed, _last_line(server.log_path))
             await asyncio.sleep(POLL_S)
@@ -198,17 +211,17 @@ async def wait_ready(server: Server, progress: Progress | None = None) -> Server
 async def launch(spec: StackSpec, knob_values: dict[str, Any], logs_dir: Path, name: str | None = None,
                  progress: Progress | None = None) -> Server:
     """Start and wait until ready; the server is stopped again if it never gets there."""
-    server = start(spec, knob_values, logs_dir, name)
+    server = await asyncio.to_thread(start, spec, knob_values, logs_dir, name)
     try:
         await wait_ready(server, progress)
     except BaseException:
-        server.child.stop(grace=5)
+        await asyncio.to_thread(server.child.stop, 5)
         raise
     return server
 
 
 def status(server: Server) -> ServerInfo:
-    """Refresh the state: an exited process becomes `failed` with its classification."""
+    """Refresh the state: an exited process becomes `failed` with its classification (may block up to seconds)."""
     code = server.child.poll()
     if code is not None and server.info.state in ("starting", "ready"):
         server.info.exit_code = code
@@ -220,7 +233,9 @@ def status(server: Server) -> ServerInfo:
 
 async def probe(server: Server, timeout_s: float = 30.0) -> Failure | None:
     """Is it still serving? Health and one token within `timeout_s`; a Failure says why not."""
-    info = status(server)
+    info = await asyncio.to_thread(status, server)
+    if info.state == "stopped":
+        raise InputError(f"server {info.id!r} was stopped; launch it again to probe it")
     if info.state == "failed":
         return info.failure
     async with httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_keepalive_connections=0)) as client:
@@ -230,7 +245,7 @@ async def probe(server: Server, timeout_s: float = 30.0) -> Failure | None:
             problem = await generate_one_token(client, info.base_url, info.model_name)
     if problem is None:
         return None
-    info = status(server)
+    info = await asyncio.to_thread(status, server)
     if info.state == "failed":
         return info.failure
     return classify(server.log_path, None, "running", fallback="hang", detail=problem)
@@ -241,7 +256,12 @@ def stop(server: Server, grace: float = 10.0) -> ServerInfo:
     if server.info.state != "failed":
         status(server)
     code = server.child.stop(grace=grace)
-    if server.info.state != "failed":
+    if server.child.unkillable:
+        server.info.state = "failed"
+        server.info.failure = Failure(kind="unknown", phase="running", log_path=str(server.log_path),
+                                      summary="a process of the group survived SIGKILL (stuck in the kernel?); "
+                                              "its record is kept so the next start tries again")
+    elif server.info.state != "failed":
         server.info.state = "stopped"
     server.info.exit_code = code
     return server.info

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import tomllib
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import InputError
 from .knobs import Knob, catalogue, resolve
@@ -13,6 +15,13 @@ from .knobs import Knob, catalogue, resolve
 StackKind = Literal["llamacpp", "vllm", "sglang", "generic"]
 PLACEHOLDERS = {"model", "host", "port", "served_model_name"}
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Flags Arbor sets itself: a knob or fixed argument must not move the model, address or metrics.
+RESERVED_FLAGS = {
+    "llamacpp": {"-m", "--model", "--host", "--port", "--metrics", "--alias", "-a"},
+    "vllm": {"--model", "--host", "--port", "--served-model-name"},
+    "sglang": {"--model-path", "--model", "--host", "--port", "--served-model-name", "--enable-metrics"},
+}
 
 
 class StackSpec(BaseModel):
@@ -83,8 +92,40 @@ def build_command(spec: StackSpec, knob_values: dict[str, Any], port: int) -> tu
     else:
         values = {"model": model, "host": host, "port": str(port), "served_model_name": spec.model_name}
         argv = [_PLACEHOLDER.sub(lambda m: values[m.group(1)], item) for item in spec.command or []]
-    flags_given = {a for a in knob_args if a.startswith("-")}
-    clash = sorted(flags_given & {a for a in spec.base_args if a.startswith("-")})
+    knob_flags, base_flags = _flags(knob_args), _flags(spec.base_args)
+    clash = sorted(knob_flags & base_flags)
     if clash:
         raise InputError(f"flag(s) {clash} set both in base_args and by knobs")
+    reserved = sorted((knob_flags | base_flags) & RESERVED_FLAGS.get(spec.kind, set()))
+    if reserved:
+        raise InputError(f"flag(s) {reserved} are set by Arbor itself for {spec.kind} (model, address, metrics)")
     return argv + list(spec.base_args) + knob_args, dict(spec.env) | knob_env
+
+
+def _flags(args: list[str]) -> set[str]:
+    # `--port=9` names the same flag as `--port 9`.
+    return {a.split("=", 1)[0] for a in args if a.startswith("-") and len(a) > 1 and not a[1].isdigit()}
+
+
+def load_stacks(path: Path) -> dict[str, StackSpec]:
+    """Named stacks from an operator's TOML file: one `[stack.NAME]` table each."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read stacks file {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from exc
+    extra = sorted(set(data) - {"stack"})
+    if extra:
+        raise InputError(f"{path}: unknown top-level key(s) {extra}; expected [stack.NAME] tables")
+    stacks = {}
+    for name, table in (data.get("stack") or {}).items():
+        if not STACK_NAME.match(name) or not isinstance(table, dict):
+            raise InputError(f"{path}: [stack.{name}] must be a table with a plain name")
+        try:
+            stacks[name] = StackSpec.model_validate(table)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InputError(f"{path}: stack {name!r}: {where}: {first['msg']}") from exc
+    return stacks

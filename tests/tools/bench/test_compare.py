@@ -24,7 +24,7 @@ def result(throughput: float, interactivity: float | None = 10.0, **workload: ob
 
 @pytest.mark.parametrize(("field", "other"), [
     ("max_concurrency", 32), ("input_len", 256), ("output_len", 128), ("num_prompts", 10), ("seed", 7),
-    ("endpoint", "chat"), ("model", "other")])
+    ("endpoint", "chat"), ("model", "other"), ("ignore_eos", False), ("unique_prompts", False)])
 def test_refuses_different_workloads(field: str, other: object) -> None:
     base = result(100.0)
     wl = base.workload.model_copy(update={field: other})
@@ -54,6 +54,16 @@ def test_latency_metrics_are_lower_is_better_and_unknown_metric_fails() -> None:
     assert cmp.higher_is_better is False and cmp.rel_change == pytest.approx(-0.2)
     with pytest.raises(BenchError, match="not a number"):
         compare([base], [cand], "date")
+
+
+def test_flawed_results_are_refused_unless_allowed() -> None:
+    dropped = result(130.0).model_copy(update={"failed": 3})
+    with pytest.raises(BenchError, match="candidate result 1 is not a clean measurement \\(3 failed"):
+        compare([result(100.0)], [dropped])
+    drifted = result(100.0).model_copy(update={"lengths_ok": False})
+    with pytest.raises(BenchError, match="baseline result 1 .* lengths drifted"):
+        compare([drifted], [result(100.0)])
+    assert compare([result(100.0)], [dropped], allow_flawed=True).rel_change == pytest.approx(0.3)
 
 
 def test_pareto_frontier() -> None:

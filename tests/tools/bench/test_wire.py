@@ -60,6 +60,24 @@ async def test_content_length_and_close_delimited_bodies() -> None:
     assert record.success and len(record.token_times) == 2 and record.ttft is not None
 
 
+async def test_a_stream_that_stops_without_done_is_a_failure() -> None:
+    cut = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + SSE.split(b"data: {\"choices\":[],")[0]
+    record = await run(lambda n: cut)
+    assert not record.success and "without [DONE] or finish_reason" in record.error
+    finish = b'data: {"choices":[{"text":"a","finish_reason":"length"}]}\n\n'
+    record = await run(lambda n: b"HTTP/1.1 200 OK\r\n\r\n" + finish)
+    assert record.success and record.output_tokens == 1
+
+
+@pytest.mark.parametrize("event", [b"null", b'"text"', b"[1]", b'{"choices": "x"}', b'{"choices": [5]}'])
+async def test_odd_events_fail_the_request_not_the_run(event: bytes) -> None:
+    body = b"data: " + event + b"\n\n" + SSE
+    record = await run(lambda n: b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    assert record.success is (event.startswith(b"{"))
+    if not record.success:
+        assert "undecodable event" in record.error
+
+
 async def test_error_status_keeps_the_body() -> None:
     body = b'{"error": "model not loaded"}'
     record = await run(lambda n: b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
