@@ -45,6 +45,8 @@ async def test_launch_generate_benchmark_stop_leaves_nothing(llama_stack: StackS
             assert result.output_len_check.min == result.output_len_check.max == 48
             assert result.median_ttft_ms > 0 and result.median_tpot_ms > 0
             assert result.max_concurrent_requests == concurrency
+            # Warm-up and earlier runs must not lend their KV cache to measured requests.
+            assert result.total_cached_tokens <= 0.05 * result.total_input_tokens
         # Eight slots take eight streams at once: nobody queues for a slot, so every first token
         # comes long before the typical request ends (with 4 slots, half would wait a whole request).
         at8 = results[8]
@@ -139,3 +141,21 @@ async def test_probe_reports_healthy_then_hang_when_stopped(llama_stack: StackSp
     finally:
         os.killpg(server.child.pgid, signal.SIGCONT)
         launcher.stop(server)
+
+
+async def test_unique_prompts_keep_the_prefix_cache_cold(llama_stack: StackSpec, tmp_path) -> None:
+    server = await launcher.launch(llama_stack, {"parallel": 4}, tmp_path)
+    try:
+        def workload(unique: bool) -> Workload:
+            return Workload(model="smollm2", input_len=48, output_len=4, max_concurrency=4, num_prompts=8,
+                            warmup=0, unique_prompts=unique)
+
+        cold = [await run_benchmark(server.info.base_url, workload(True)) for _ in range(2)]
+        reused = [await run_benchmark(server.info.base_url, workload(False)) for _ in range(2)]
+    finally:
+        launcher.stop(server)
+    # A random tag opens every prompt; at most a token or two can match by chance.
+    assert all(r.total_cached_tokens <= 0.05 * r.total_input_tokens for r in cold)
+    # The same seeded prompts again: llama-server serves most of them from its cache, which is
+    # exactly the flattering effect unique prompts prevent.
+    assert reused[1].total_cached_tokens > 0.8 * reused[1].total_input_tokens

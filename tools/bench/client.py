@@ -102,6 +102,9 @@ def _apply(response: StreamedResponse, chat: bool, record: RequestRecord) -> Non
             if isinstance(usage.get("prompt_tokens"), int) and usage["prompt_tokens"] > 0:
                 record.prompt_len = usage["prompt_tokens"]
                 record.prompt_len_from_server = True
+            details = usage.get("prompt_tokens_details")
+            if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+                record.cached_tokens = details["cached_tokens"]
     if not record.token_times:
         record.error = record.error or "stream ended without any token"
     elif not finished:

@@ -60,6 +60,7 @@ class RequestRecord(BaseModel):
     error: str = ""
     retried: bool = False
     prompt_len_from_server: bool = False
+    cached_tokens: int = 0
     output_tokens_from_server: bool = True
 
 
@@ -97,6 +98,7 @@ class BenchResult(BaseModel):
     failed: int
     total_input_tokens: int
     total_output_tokens: int
+    total_cached_tokens: int = Field(0, description="prompt tokens the server served from its prefix cache")
     request_throughput: float
     request_goodput: float | None = None
     output_throughput: float

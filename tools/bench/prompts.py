@@ -107,8 +107,9 @@ def _tags(num_prompts: int, unique: bool) -> list[str]:
     # and throughput. The words after it stay seeded, so the workload is the same.
     if not unique:
         return [""] * num_prompts
-    run = uuid.uuid4().hex[:8]
-    return [f"{run}-{i} " for i in range(num_prompts)]
+    # Random per prompt, not a shared run id plus a counter: a common first few tokens would
+    # still be a (short) prefix-cache hit.
+    return [f"{uuid.uuid4().hex[:12]} " for _ in range(num_prompts)]
 
 
 async def build_prompts(client: httpx.AsyncClient, base_url: str, model: str, input_len: int,

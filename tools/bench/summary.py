@@ -92,6 +92,7 @@ def summarize(records: list[RequestRecord], *, workload: Workload, base_url: str
         failed=len(records) - len(ok),
         total_input_tokens=total_in,
         total_output_tokens=total_out,
+        total_cached_tokens=sum(r.cached_tokens for r in ok),
         request_throughput=len(ok) / duration,
         output_throughput=output_throughput,
         total_token_throughput=(total_in + total_out) / duration,
