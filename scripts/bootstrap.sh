@@ -9,6 +9,15 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11, 4))'; then
   echo "Arbor needs Python 3.11.4 or newer ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
   exit 1
 fi
+# perf is the live CPU profiler of the demo target.
+if ! command -v perf >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+  else
+    echo "warning: perf is missing (Debian/Ubuntu: apt install linux-perf); live CPU profiling will be unavailable" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

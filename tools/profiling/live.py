@@ -1,0 +1,75 @@
+"""Profile a running server while offering it load, and the argv that puts a server under a GPU profiler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ..bench.client import run_benchmark
+from ..bench.models import Workload
+from . import perf
+from .build import ProfileError
+from .models import Profile
+
+SETTLE_S = 0.5  # let the load reach steady state before the window opens
+
+
+class LoadedProfile(BaseModel):
+    """A profile and the load that was running during it."""
+
+    profile: Profile
+    load_passes: int
+    load_requests: int
+    load_failed: int
+
+
+async def _offer_load(base_url: str, workload: Workload, counts: dict[str, int]) -> None:
+    while True:
+        result = await run_benchmark(base_url, workload)
+        counts["passes"] += 1
+        counts["requests"] += result.completed
+        counts["failed"] += result.failed
+
+
+async def profile_under_load(pid: int, base_url: str, workload: Workload, seconds: float,
+                             out_dir: Path) -> LoadedProfile:
+    """perf-record `pid` for `seconds` while the workload runs against `base_url` in a loop."""
+    counts = {"passes": 0, "requests": 0, "failed": 0}
+    load = asyncio.create_task(_offer_load(base_url, workload.model_copy(update={"warmup": 0}), counts))
+    try:
+        await asyncio.sleep(SETTLE_S)
+        if load.done():
+            load.result()  # surface why the load generator stopped
+        started = time.time()
+        data = await asyncio.to_thread(perf.record, pid, seconds, out_dir / f"perf-{pid}-{int(started)}.data")
+        profile = await asyncio.to_thread(perf.report, data)
+        profile.started_at = started
+    finally:
+        load.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await load
+    return LoadedProfile(profile=profile, load_passes=counts["passes"], load_requests=counts["requests"],
+                         load_failed=counts["failed"])
+
+
+def wrap_argv(tool: str, argv: list[str], out_dir: Path, name: str = "arbor") -> list[str]:
+    """The argv that runs `argv` under a GPU profiler writing into `out_dir` (rocprofv3, rocprof, nsys)."""
+    if tool == "rocprofv3":
+        # Always csv: from ROCm 7.0 the default is a SQLite rocpd file.
+        return ["rocprofv3", "--kernel-trace", "--stats", "-d", str(out_dir), "-o", name,
+                "--output-format", "csv", "--", *argv]
+    if tool == "rocprof":
+        return ["rocprof", "--stats", "-o", str(out_dir / "results.csv"), *argv]
+    if tool == "nsys":
+        return ["nsys", "profile", "--trace=cuda,nvtx", "--force-overwrite=true", "-o", str(out_dir / name), *argv]
+    raise ProfileError(f"no wrapper for profiler {tool!r}; use rocprofv3, rocprof or nsys")
+
+
+def nsys_stats_argv(report: Path, out_prefix: Path) -> list[str]:
+    """The argv that turns an nsys report into the cuda_gpu_kern_sum CSV."""
+    return ["nsys", "stats", "--report", "cuda_gpu_kern_sum", "--format", "csv", "--force-export=true",
+            "-o", str(out_prefix), str(report)]
