@@ -25,7 +25,8 @@ from .errors import HostError
 app = typer.Typer(help="Arbor: autonomous performance optimization of LLM inference serving.",
                   no_args_is_help=True, add_completion=False)
 
-SERVERS = {"serving": "arbor-mcp-serving", "bench": "arbor-mcp-bench"}
+SERVERS = {"serving": "arbor-mcp-serving", "bench": "arbor-mcp-bench", "profiler": "arbor-mcp-profiler",
+           "kernels": "arbor-mcp-kernels"}
 
 
 def _say(message: str) -> None:
@@ -104,8 +105,8 @@ def mcp_config() -> None:
     for name, script in SERVERS.items():
         path = shutil.which(script) or str(Path(sys.executable).with_name(script))
         # Claude Desktop starts servers from an arbitrary folder: give them this runs root explicitly.
-        servers[f"arbor-{name}"] = {"command": str(Path(path).absolute()),
-                                    "args": ["--runs-root", str(runs_root())]}
+        root_flag = "--tasks-root" if name == "kernels" else "--runs-root"
+        servers[f"arbor-{name}"] = {"command": str(Path(path).absolute()), "args": [root_flag, str(runs_root())]}
     typer.echo(json.dumps({"mcpServers": servers}, indent=2))
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -151,3 +152,14 @@ def serve(server: MCPServer, args: argparse.Namespace) -> None:
     if args.token:
         app = BearerAuth(app, args.token)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def run_with_root(create: Callable[[Path | None], MCPServer], description: str, argv: list[str] | None = None,
+                  flag: str = "--runs-root", help_text: str = "folder that holds run folders") -> None:
+    """The `main()` of a server whose only setting besides the transport is its root folder."""
+
+    def extra(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(flag, type=Path, default=None, dest="root", help=help_text)
+
+    args = transport_args(description, argv, extra)
+    serve(create(args.root), args)

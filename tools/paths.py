@@ -25,7 +25,7 @@ def runs_root() -> Path:
     return Path(os.environ.get("ARBOR_RUNS_DIR") or Path.cwd() / "runs").absolute()
 
 
-def contained(root: Path, path: str | Path) -> Path:
+def contained(root: Path, path: str | Path, what: str = "run folder") -> Path:
     """Resolve `path` (relative paths are taken under `root`) and refuse anything outside `root`."""
     root_real = Path(root).resolve()
     candidate = Path(path)
@@ -34,5 +34,5 @@ def contained(root: Path, path: str | Path) -> Path:
     # resolve() follows symlinks, so a link pointing out of the root is caught too
     real = candidate.resolve()
     if real != root_real and root_real not in real.parents:
-        raise InputError(f"path {str(path)!r} is outside the run folder {str(root_real)!r}")
+        raise InputError(f"path {str(path)!r} is outside the {what} {str(root_real)!r}")
     return real

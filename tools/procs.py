@@ -226,3 +226,41 @@ def reap_orphans(grace: float = 5.0) -> list[dict]:
                 continue  # survived SIGKILL: keep the record and try again next time
         path.unlink(missing_ok=True)
     return reaped
+
+
+@dataclass
+class Captured:
+    """How a short-lived command ended, with its output."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    seconds: float
+
+
+def run_captured(argv: list[str], *, timeout: float, input_text: str | None = None, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> Captured:
+    """Run `argv` in its own process group with a timeout; the whole group is killed on timeout or after."""
+    if not argv or not all(isinstance(a, str) for a in argv):
+        raise ProcessError("argv must be a non-empty list of strings")
+    started = time.monotonic()
+    try:
+        popen = subprocess.Popen(
+            argv, cwd=cwd, env=env, text=True, start_new_session=True,
+            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        raise ProcessError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    try:
+        out, err = popen.communicate(input_text, timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        _kill_group(popen.pid, grace=1.0)
+        out, err = popen.communicate()
+        timed_out = True
+    finally:
+        if popen.poll() is None or group_members(popen.pid):
+            _kill_group(popen.pid, grace=1.0)  # nothing it started may outlive it
+    return Captured(popen.returncode, out or "", err or "", timed_out, time.monotonic() - started)

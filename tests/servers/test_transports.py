@@ -27,6 +27,17 @@ async def test_stdio_server_lists_and_calls_tools(tmp_path: Path) -> None:
         assert any(k["name"] == "max_num_seqs" for k in out.structured_content["knobs"])
 
 
+@pytest.mark.parametrize(("script", "tool"), [("arbor-mcp-profiler", "list_profilers"),
+                                            ("arbor-mcp-kernels", "list_toolchains"),
+                                            ("arbor-mcp-bench", "run_sweep")])
+async def test_every_server_starts_on_stdio(tmp_path: Path, script: str, tool: str) -> None:
+    flag = "--tasks-root" if script == "arbor-mcp-kernels" else "--runs-root"
+    params = StdioServerParameters(command=str(BIN / script), args=[flag, str(tmp_path)],
+                                   env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"]})
+    async with Client(params) as client:
+        assert tool in {t.name for t in (await client.list_tools()).tools}
+
+
 def _start_http(*args: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([str(BIN / "arbor-mcp-bench"), "--http", "--port", str(port), *args],
