@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -18,7 +19,7 @@ from arbor.tools.paths import contained, runs_root
 from arbor.tools.profiling.available import ProfilerInfo, available
 from arbor.tools.profiling.diff import diff
 from arbor.tools.profiling.formats import detect_and_parse
-from arbor.tools.profiling.live import LoadedProfile, profile_under_load
+from arbor.tools.profiling.live import LoadedProfile, profile_under_load, torch_profile_under_load
 from arbor.tools.profiling.models import Profile, ProfileDiff
 from arbor.tools.profiling.ownership import owns_port
 
@@ -33,8 +34,11 @@ class ListInput(BaseModel):
 
 class LiveInput(BaseModel):
     model_config = Strict
+    method: Literal["perf", "torch"] = Field("perf", description="perf: CPU symbols of the pid; torch: vLLM's "
+                                             "/start_profile and /stop_profile, traces read from trace_dir")
     pid: int = Field(ge=1, description="pid of the inference server (server_status of arbor-serving gives it)")
     base_url: str = Field(pattern=URL, description="the same server's URL, where the load goes")
+    trace_dir: str | None = Field(None, description="torch: the server's VLLM_TORCH_PROFILER_DIR, in the runs root")
     workload: Workload
     seconds: float = Field(5.0, gt=0.5, le=600)
     run_dir: str = "."
@@ -98,8 +102,15 @@ def create_server(root: Path | None = None) -> MCPServer:
             raise InputError(f"pid {args.pid} does not listen on port {port}: profiling it would not measure the "
                              "server under load")
         folder = contained(root, f"{args.run_dir}/profiles")
-        await Progress(ctx)(0, args.seconds, f"recording {args.seconds:g}s under load")
-        result = await profile_under_load(args.pid, args.base_url, args.workload, args.seconds, folder)
+        await Progress(ctx)(0, args.seconds, f"recording {args.seconds:g}s under load ({args.method})")
+        if args.method == "torch":
+            if args.trace_dir is None:
+                raise InputError("method 'torch' needs trace_dir, the server's torch profiler directory")
+            traces = contained(root, args.trace_dir)
+            result = await torch_profile_under_load(args.base_url, traces, args.workload, args.seconds)
+        else:
+            result = await profile_under_load(args.pid, args.base_url, args.workload, args.seconds, folder)
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{args.name}.json"
         path.write_text(result.profile.model_dump_json(indent=2))
         return SavedLive(path=str(path), result=result)

@@ -21,7 +21,10 @@ VOCAB_SIZE = 50_000
 
 
 class Stub:
-    def __init__(self, ttft_ms: float, itl_ms: float, drop_after: int | None, usage: bool) -> None:
+    def __init__(self, ttft_ms: float, itl_ms: float, drop_after: int | None, usage: bool,
+                 profile_dir: str | None = None) -> None:
+        self.profile_dir = profile_dir
+        self.profiling_since: int | None = None
         self.ttft = ttft_ms / 1000.0
         self.itl = itl_ms / 1000.0
         self.drop_after = drop_after
@@ -58,6 +61,8 @@ class Stub:
             elif method == "POST" and path == "/detokenize":
                 ids = json.loads(body).get("tokens", [])
                 await self.json(writer, {"content": " ".join(self.ids.get(i, "x") for i in ids)})
+            elif method == "POST" and path in ("/start_profile", "/stop_profile") and self.profile_dir:
+                await self.profile(writer, path == "/start_profile")
             elif path == "/health":
                 await self.json(writer, {"status": "ok"})
             elif path == "/v1/models":
@@ -68,6 +73,27 @@ class Stub:
             pass
         finally:
             writer.close()
+
+    async def profile(self, writer: asyncio.StreamWriter, start: bool) -> None:
+        """vLLM's torch profiler endpoints: on stop, one gzipped Chrome trace per rank in the profile dir."""
+        import gzip
+        import os
+
+        if start:
+            self.profiling_since = self.requests
+        else:
+            served = self.requests - (self.profiling_since or 0)
+            events = []
+            for i in range(max(1, served)):
+                events.append({"ph": "X", "cat": "kernel", "name": "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n",
+                               "ts": i * 10.0, "dur": 7.0, "pid": 0, "tid": 7})
+                events.append({"ph": "X", "cat": "kernel", "name": "void flash_fwd_kernel<Flash_fwd_kernel_traits>",
+                               "ts": i * 10.0 + 7, "dur": 3.0, "pid": 0, "tid": 7})
+            path = os.path.join(self.profile_dir, f"stub-rank0.{time.time_ns()}.pt.trace.json.gz")
+            with gzip.open(path + ".tmp", "wt") as handle:
+                json.dump({"traceEvents": events}, handle)
+            os.replace(path + ".tmp", path)
+        await self.json(writer, {})
 
     async def json(self, writer: asyncio.StreamWriter, data: dict, status: str = "200 OK") -> None:
         payload = json.dumps(data).encode()
@@ -138,8 +164,10 @@ def main() -> None:
     parser.add_argument("--itl-ms", type=float, default=10.0)
     parser.add_argument("--drop-after", type=int, default=None, help="every 2nd stream is cut after N tokens")
     parser.add_argument("--no-usage", action="store_true")
+    parser.add_argument("--profile-dir", default=None, help="serve /start_profile and /stop_profile like vLLM")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, Stub(args.ttft_ms, args.itl_ms, args.drop_after, not args.no_usage)))
+    asyncio.run(serve(args.port, Stub(args.ttft_ms, args.itl_ms, args.drop_after, not args.no_usage,
+                                      args.profile_dir)))
 
 
 if __name__ == "__main__":

@@ -129,3 +129,14 @@ def test_cuda_task_says_what_is_missing(tmp_path: Path) -> None:
     final = report.steps[-1].summary
     # Either nvcc is absent, or it built and there is no GPU to run on: both said plainly.
     assert ("no cuda compiler" in final) or ("no device to run cuda kernels" in final), final
+
+
+def test_memory_cap_holds_a_greedy_kernel(tmp_path: Path) -> None:
+    # 4 GiB is below this machine's memory but above the task's 2 GiB cap: under the cap malloc
+    # fails and the kernel dies on the NULL write; without a cap it would run and "pass".
+    greedy = "#include <stdlib.h>\n#include <string.h>\n" + FAST.replace(
+        "float inv =", "{ char *p = malloc(4UL << 30); if (!p) *(volatile int *)0 = 1; memset(p, 1, 4UL << 30); "
+        "free(p); }\n        float inv =")
+    report = gate(variant(tmp_path, greedy), tmp_path)
+    assert report.failed_step == "correctness"
+    assert "segmentation fault" in report.steps[-1].summary

@@ -135,3 +135,36 @@ def test_diff_says_when_the_bottleneck_moved() -> None:
 ])
 def test_categories_cover_the_common_libraries(name: str, category: str) -> None:
     assert categorize(name) == category
+
+
+@pytest.mark.anyio
+async def test_vllm_torch_profiler_endpoints(tmp_path: Path) -> None:
+    # vLLM itself needs a GPU; the stub speaks its /start_profile and /stop_profile endpoints and
+    # writes gzipped Chrome traces the way vLLM's torch profiler does.
+    from arbor.tools.bench.models import Workload
+    from arbor.tools.profiling.live import torch_profile_under_load
+    from tests.conftest import start_stub
+
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    proc, url = start_stub("--ttft-ms", "1", "--itl-ms", "1", "--profile-dir", str(traces))
+    try:
+        workload = Workload(model="stub", input_len=4, output_len=4, max_concurrency=2, num_prompts=4)
+        loaded = await torch_profile_under_load(url, traces, workload, 1.0, wait_s=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    profile = loaded.profile
+    assert profile.tool == "torch.profiler" and profile.source[0].endswith(".pt.trace.json.gz")
+    assert profile.categories == pytest.approx({"gemm": 0.7, "attention": 0.3})
+    # One GEMM event per request the stub served while profiling: at least every completed one.
+    assert loaded.load_requests > 0 and profile.kernels[0].calls >= loaded.load_requests
+
+
+@pytest.mark.anyio
+async def test_torch_profiler_refused_without_a_profiler_dir(stub: str, tmp_path: Path) -> None:
+    from arbor.tools.bench.models import Workload
+    from arbor.tools.profiling.live import torch_profile_under_load
+
+    with pytest.raises(ProfileError, match="start_profile answered 404"):
+        await torch_profile_under_load(stub, tmp_path, Workload(model="m"), 0.5)

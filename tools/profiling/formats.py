@@ -7,6 +7,7 @@ ProfileError naming the file and line.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 from collections.abc import Iterator
@@ -124,22 +125,33 @@ def parse_torch_key_averages(path: Path) -> Profile:
     return build_profile(rows, "torch.profiler", source=[str(path)])
 
 
-def parse_chrome_trace(path: Path) -> Profile:
-    """A Chrome trace (PyTorch `export_chrome_trace`): GPU kernel events, else CPU ops, summed by name."""
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ProfileError(f"{path}:{getattr(exc, 'lineno', 1)}: not JSON: {exc}") from exc
-    events = data.get("traceEvents") if isinstance(data, dict) else data
-    if not isinstance(events, list):
-        raise ProfileError(f"{path}:1: no traceEvents list")
-    complete = [e for e in events if isinstance(e, dict) and e.get("ph") == "X" and "dur" in e]
-    kernels = [e for e in complete if str(e.get("cat", "")).lower() in ("kernel", "gpu_memcpy", "gpu_memset")]
-    chosen = kernels or [e for e in complete if str(e.get("cat", "")).lower() in ("cpu_op", "operator")]
-    if not chosen:
-        raise ProfileError(f"{path}: no complete ('X') kernel or cpu_op events")
-    rows = [Raw(str(e.get("name", "?")), float(e["dur"]) * 1e3, 1) for e in chosen]
-    return build_profile(rows, "torch.profiler", source=[str(path)])
+def _read_text(path: Path) -> str:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt") as handle:
+            return handle.read()
+    return path.read_text()
+
+
+def parse_chrome_trace(paths: Path | list[Path]) -> Profile:
+    """Chrome traces (PyTorch `export_chrome_trace`, vLLM's *.pt.trace.json.gz per rank): GPU kernel events,
+    else CPU ops, summed by name across files."""
+    paths = [paths] if isinstance(paths, Path) else paths
+    rows: list[Raw] = []
+    for path in paths:
+        try:
+            data = json.loads(_read_text(path))
+        except (ValueError, OSError) as exc:
+            raise ProfileError(f"{path}:{getattr(exc, 'lineno', 1)}: not a JSON trace: {exc}") from exc
+        events = data.get("traceEvents") if isinstance(data, dict) else data
+        if not isinstance(events, list):
+            raise ProfileError(f"{path}:1: no traceEvents list")
+        complete = [e for e in events if isinstance(e, dict) and e.get("ph") == "X" and "dur" in e]
+        kernels = [e for e in complete if str(e.get("cat", "")).lower() in ("kernel", "gpu_memcpy", "gpu_memset")]
+        chosen = kernels or [e for e in complete if str(e.get("cat", "")).lower() in ("cpu_op", "operator")]
+        if not chosen:
+            raise ProfileError(f"{path}: no complete ('X') kernel or cpu_op events")
+        rows += [Raw(str(e.get("name", "?")), float(e["dur"]) * 1e3, 1) for e in chosen]
+    return build_profile(rows, "torch.profiler", source=[str(p) for p in paths])
 
 
 def detect_and_parse(path: Path) -> Profile:
@@ -155,11 +167,14 @@ def detect_and_parse(path: Path) -> Profile:
         legacy = sorted(path.rglob("results.stats.csv"))
         if legacy:
             return parse_rocprof_stats(legacy, tool="rocprof")
-        raise ProfileError(f"{path}: no rocprof kernel_stats/kernel_trace/results.stats CSV inside")
+        traces = sorted(path.rglob("*.pt.trace.json*"))
+        if traces:
+            return parse_chrome_trace(traces)
+        raise ProfileError(f"{path}: no rocprof kernel_stats/kernel_trace/results.stats CSV or PyTorch trace inside")
     if not path.is_file():
         raise ProfileError(f"{path}: no such file")
     name = path.name
-    head = path.read_text(errors="replace")[:4096]
+    head = "" if name.endswith(".gz") else path.read_text(errors="replace")[:4096]
     if name.endswith("kernel_stats.csv"):
         return parse_rocprof_stats([path])
     if name.endswith("kernel_trace.csv"):
@@ -170,7 +185,7 @@ def detect_and_parse(path: Path) -> Profile:
         return parse_nsys_kern_sum(path)
     if "gpu__time_duration" in head or "==PROF==" in head:
         return parse_ncu_raw(path)
-    if head.lstrip().startswith("{") and "traceEvents" in head:
+    if name.endswith(".json.gz") or (head.lstrip().startswith("{") and "traceEvents" in head):
         return parse_chrome_trace(path)
     if head.lstrip().startswith("["):
         return parse_torch_key_averages(path)

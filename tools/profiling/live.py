@@ -56,6 +56,52 @@ async def profile_under_load(pid: int, base_url: str, workload: Workload, second
                          load_failed=counts["failed"])
 
 
+async def torch_profile_under_load(base_url: str, trace_dir: Path, workload: Workload, seconds: float,
+                                   wait_s: float = 120.0) -> LoadedProfile:
+    """vLLM's PyTorch profiler: POST /start_profile, offer load for `seconds`, POST /stop_profile, read the traces.
+
+    The server must have been started with a profiler directory (VLLM_TORCH_PROFILER_DIR);
+    `trace_dir` is that directory as this machine sees it. Traces are written after stop,
+    one per rank, so new files are awaited for up to `wait_s`.
+    """
+    import httpx
+
+    from .formats import parse_chrome_trace
+
+    before = {p: p.stat().st_mtime for p in trace_dir.glob("*.pt.trace.json*")} if trace_dir.is_dir() else {}
+    counts = {"passes": 0, "requests": 0, "failed": 0}
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.post(base_url.rstrip("/") + "/start_profile")
+        if response.status_code != 200:
+            raise ProfileError(f"/start_profile answered {response.status_code}: was the server started with "
+                               f"a torch profiler directory? {response.text[:200]}")
+        started = time.time()
+        load = asyncio.create_task(_offer_load(base_url, workload.model_copy(update={"warmup": 0}), counts))
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            load.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await load
+            stop = await client.post(base_url.rstrip("/") + "/stop_profile")
+        if stop.status_code != 200:
+            raise ProfileError(f"/stop_profile answered {stop.status_code}: {stop.text[:200]}")
+    deadline = time.monotonic() + wait_s
+    fresh: list[Path] = []
+    while time.monotonic() < deadline:
+        fresh = sorted(p for p in trace_dir.glob("*.pt.trace.json*")
+                       if p.stat().st_size and before.get(p) != p.stat().st_mtime and not p.name.endswith(".tmp"))
+        if fresh:
+            break
+        await asyncio.sleep(0.5)
+    if not fresh:
+        raise ProfileError(f"no new *.pt.trace.json(.gz) in {trace_dir} within {wait_s:g}s after /stop_profile")
+    profile = await asyncio.to_thread(parse_chrome_trace, fresh)
+    profile.started_at, profile.window_s = started, seconds
+    return LoadedProfile(profile=profile, load_passes=counts["passes"], load_requests=counts["requests"],
+                         load_failed=counts["failed"])
+
+
 def wrap_argv(tool: str, argv: list[str], out_dir: Path, name: str = "arbor") -> list[str]:
     """The argv that runs `argv` under a GPU profiler writing into `out_dir` (rocprofv3, rocprof, nsys)."""
     if tool == "rocprofv3":
