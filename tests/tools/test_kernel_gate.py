@@ -26,11 +26,9 @@ void rmsnorm(float *out, const float *x, const float *w, int rows, int cols, flo
 }
 """
 WRONG = FAST.replace("sum / cols + eps", "sum + eps")  # forgets the mean
-NAN_SKIPPING = FAST.replace("acc[k] += xr[c + k] * xr[c + k];",
-                            "{ float v = xr[c + k]; acc[k] += (v == v) ? v * v : 0.0f; }").replace(
-                            "for (; c < cols; c++) sum += xr[c] * xr[c];",
-                            "for (; c < cols; c++) { float v = xr[c]; sum += (v == v) ? v * v : 0.0f; }").replace(
-                            "yr[c] = xr[c] * inv * w[c];", "yr[c] = (xr[c] == xr[c]) ? xr[c] * inv * w[c] : 0.0f;")
+# "Repairs" a NaN sum to zero: as fast as FAST, but a row with one NaN comes out finite where
+# the reference (and every correct kernel) propagates NaN across the row.
+NAN_SKIPPING = FAST.replace("float inv =", "if (sum != sum) sum = 0.0f;\n        float inv =")
 CRASHING = FAST.replace("float inv =", "if (rows > 2) *(volatile int *)0 = 1;\n        float inv =")
 LOOPING = FAST.replace("float inv =", "for (volatile int spin = 1; spin; ) {}\n        float inv =")
 BROKEN = FAST.replace("float inv = 1.0f", "float inv = 1.0f +")
