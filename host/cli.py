@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from arbor.kb.db import default_path as default_kb_path
 from arbor.tools.errors import ArborError
 from arbor.tools.paths import runs_root
 from arbor.tools.procs import reap_orphans
@@ -21,12 +22,15 @@ from arbor.tools.provision import ensure_default_target
 
 from .baseline import BaselinePlan, run_baseline
 from .errors import HostError
+from .kb_cli import app as kb_app
 
 app = typer.Typer(help="Arbor: autonomous performance optimization of LLM inference serving.",
                   no_args_is_help=True, add_completion=False)
 
+app.add_typer(kb_app, name="kb")
+
 SERVERS = {"serving": "arbor-mcp-serving", "bench": "arbor-mcp-bench", "profiler": "arbor-mcp-profiler",
-           "kernels": "arbor-mcp-kernels"}
+           "kernels": "arbor-mcp-kernels", "kb": "arbor-mcp-kb"}
 
 
 def _say(message: str) -> None:
@@ -105,8 +109,11 @@ def mcp_config() -> None:
     for name, script in SERVERS.items():
         path = shutil.which(script) or str(Path(sys.executable).with_name(script))
         # Claude Desktop starts servers from an arbitrary folder: give them this runs root explicitly.
-        root_flag = "--tasks-root" if name == "kernels" else "--runs-root"
-        servers[f"arbor-{name}"] = {"command": str(Path(path).absolute()), "args": [root_flag, str(runs_root())]}
+        if name == "kb":
+            args = ["--kb", str(default_kb_path())]
+        else:
+            args = ["--tasks-root" if name == "kernels" else "--runs-root", str(runs_root())]
+        servers[f"arbor-{name}"] = {"command": str(Path(path).absolute()), "args": args}
     typer.echo(json.dumps({"mcpServers": servers}, indent=2))
 
 

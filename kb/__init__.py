@@ -1,1 +1,1 @@
-"""arbor.kb"""
+"""The knowledge base: outcomes of every evaluated action, distilled entries, priors and retrieval."""

@@ -53,10 +53,10 @@ def test_mcp_config_prints_claude_desktop_block() -> None:
     result = runner.invoke(app, ["mcp-config"])
     assert result.exit_code == 0
     config = json.loads(result.stdout)["mcpServers"]
-    assert set(config) == {"arbor-serving", "arbor-bench", "arbor-profiler", "arbor-kernels"}
+    assert set(config) == {"arbor-serving", "arbor-bench", "arbor-profiler", "arbor-kernels", "arbor-kb"}
     for entry in config.values():
         assert Path(entry["command"]).is_absolute() and Path(entry["command"]).exists()
-        assert entry["args"][0] in ("--runs-root", "--tasks-root") and Path(entry["args"][1]).is_absolute()
+        assert entry["args"][0] in ("--runs-root", "--tasks-root", "--kb") and Path(entry["args"][1]).is_absolute()
 
 
 def test_setup_reports_paths(target) -> None:

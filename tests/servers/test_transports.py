@@ -29,10 +29,12 @@ async def test_stdio_server_lists_and_calls_tools(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("script", "tool"), [("arbor-mcp-profiler", "list_profilers"),
                                             ("arbor-mcp-kernels", "list_toolchains"),
-                                            ("arbor-mcp-bench", "run_sweep")])
+                                            ("arbor-mcp-bench", "run_sweep"),
+                                            ("arbor-mcp-kb", "action_priors")])
 async def test_every_server_starts_on_stdio(tmp_path: Path, script: str, tool: str) -> None:
     flag = "--tasks-root" if script == "arbor-mcp-kernels" else "--runs-root"
-    params = StdioServerParameters(command=str(BIN / script), args=[flag, str(tmp_path)],
+    extra = ["--kb", str(tmp_path / "kb.sqlite")] if script == "arbor-mcp-kb" else []
+    params = StdioServerParameters(command=str(BIN / script), args=[flag, str(tmp_path), *extra],
                                    env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"]})
     async with Client(params) as client:
         assert tool in {t.name for t in (await client.list_tools()).tools}

@@ -1,0 +1,46 @@
+-- Outcomes (one row per evaluated action) and entries (distilled knowledge).
+CREATE TABLE outcomes (
+    id TEXT PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    model TEXT,
+    model_family TEXT,
+    hardware TEXT NOT NULL,
+    framework_version TEXT,
+    driver_version TEXT,
+    category TEXT NOT NULL,
+    layer TEXT,
+    knob TEXT,
+    value TEXT,
+    patch_summary TEXT,
+    result TEXT NOT NULL CHECK (result IN ('kept', 'reverted', 'crashed', 'invalid')),
+    gain REAL,
+    gain_low REAL,
+    gain_high REAL,
+    cost_s REAL,
+    diagnosis TEXT,
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE entries (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('technique', 'failure_mode', 'parameter', 'campaign_summary')),
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    stack TEXT,
+    model_family TEXT,
+    hardware TEXT,
+    framework_version TEXT,
+    driver_version TEXT,
+    category TEXT,
+    layer TEXT,
+    knob TEXT,
+    value TEXT,
+    constraint_text TEXT,
+    stats TEXT NOT NULL DEFAULT '{}',
+    outcome_ids TEXT NOT NULL DEFAULT '[]',
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
