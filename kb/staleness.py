@@ -21,3 +21,18 @@ def stale_reason(framework_version: str | None, driver_version: str | None, cont
     if driver_version and context.driver_version and driver_version != context.driver_version:
         parts.append(f"driver {driver_version}, now {context.driver_version}")
     return f"learned on {'; '.join(parts)}: re-test before trusting" if parts else None
+
+
+def retest_candidates(db: object, context: Context, limit: int = 50) -> list[tuple[str, str, str]]:
+    """(entry id, title, reason) of entries for this stack and hardware learned on other versions: re-test these."""
+    rows = db.execute(  # type: ignore[attr-defined]
+        "SELECT id, title, framework_version, driver_version FROM entries WHERE (stack IS NULL OR stack = ?) "
+        "AND (hardware IS NULL OR hardware = ?) AND kind IN ('technique', 'failure_mode', 'parameter') "
+        "AND (framework_version IS NOT NULL OR driver_version IS NOT NULL)", [context.stack, context.hardware],
+    ).fetchall()
+    out = []
+    for entry_id, title, framework, driver in rows:
+        reason = stale_reason(framework, driver, context)
+        if reason:
+            out.append((entry_id, title, reason))
+    return out[:limit]

@@ -17,6 +17,7 @@ from arbor.kb.models import Change, Entry, Hit, Outcome, OutcomeIn, Prior
 from arbor.kb.models import Context as KBContext
 from arbor.kb.priors import priors
 from arbor.kb.retrieve import retrieve
+from arbor.kb.staleness import retest_candidates
 from arbor.kb.store import open_store
 from arbor.servers.common import serve, tool, transport_args
 from arbor.tools.paths import contained, runs_root
@@ -51,6 +52,21 @@ class ExportInput(BaseModel):
 
 class StatsInput(BaseModel):
     model_config = Strict
+
+
+class RetestInput(BaseModel):
+    model_config = Strict
+    context: KBContext
+
+
+class Retest(BaseModel):
+    entry_id: str
+    title: str
+    reason: str
+
+
+class RetestList(BaseModel):
+    entries: list[Retest]
 
 
 class Hits(BaseModel):
@@ -109,6 +125,12 @@ def create_server(kb_path: Path | None = None, root: Path | None = None) -> MCPS
         path = contained(root, args.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return Exported(path=str(path), records=await run(jsonl.export_file, db, path))
+
+    @tool(server, RetestInput)
+    async def stale_entries(args: RetestInput, ctx: Context) -> RetestList:
+        """Entries for this stack and hardware learned on another framework or driver version: re-test them."""
+        found = await run(retest_candidates, db, args.context)
+        return RetestList(entries=[Retest(entry_id=i, title=t, reason=r) for i, t, r in found])
 
     @tool(server, StatsInput)
     async def kb_stats(args: StatsInput, ctx: Context) -> Stats:

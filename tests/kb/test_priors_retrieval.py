@@ -87,6 +87,11 @@ def test_stale_entries_count_half_and_are_flagged(db) -> None:
     assert same_version.multiplier == pytest.approx(0.2) and same_version.stale_entries == []
     (hit,) = retrieve(db, "fp8 crashes", ctx)
     assert hit.stale and any("driver 6.2, now 7.0" in r for r in hit.reasons)
+    from arbor.kb.staleness import retest_candidates
+
+    assert [(i, r) for i, _, r in retest_candidates(db, ctx)] == [
+        (old.id, "learned on driver 6.2, now 7.0: re-test before trusting")]
+    assert retest_candidates(db, ctx.model_copy(update={"driver_version": "6.2"})) == []
 
 
 @pytest.mark.parametrize(("query", "stack", "expected"), [
