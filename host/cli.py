@@ -7,7 +7,6 @@ import json
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -20,9 +19,10 @@ from arbor.tools.paths import runs_root
 from arbor.tools.procs import reap_orphans
 from arbor.tools.provision import ensure_default_target
 
-from .baseline import BaselinePlan, run_baseline
+from .campaign import new_run, report_only, run_campaign
 from .errors import HostError
 from .kb_cli import app as kb_app
+from .spec import load_spec
 
 app = typer.Typer(help="Arbor: autonomous performance optimization of LLM inference serving.",
                   no_args_is_help=True, add_completion=False)
@@ -46,16 +46,6 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _parse_ints(text: str, what: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        _fail(f"{what} must be comma-separated integers, got {text!r}", 2)
-    if not values:
-        _fail(f"{what} is empty", 2)
-    return values
-
-
 @app.command()
 def setup() -> None:
     """Build or find the demo target: llama-server (cached per source version) and the SmolLM2 model."""
@@ -67,39 +57,83 @@ def setup() -> None:
     typer.echo(f"model:        {target.model_path}")
 
 
-@app.command()
-def run(
-    campaign: Annotated[Path | None, typer.Argument(help="campaign TOML; none = the built-in demo")] = None,
-    runs_dir: Annotated[Path | None, typer.Option(help="where run folders go (default ./runs)")] = None,
-    concurrencies: Annotated[str, typer.Option(help="sweep concurrencies, comma-separated")] = "1,4,16,32",
-    input_len: Annotated[int, typer.Option(help="prompt tokens per request")] = 128,
-    output_len: Annotated[int, typer.Option(help="generated tokens per request")] = 64,
-    min_prompts: Annotated[int, typer.Option(help="fewest requests at any sweep point")] = 8,
-) -> None:
-    """Run the built-in demo: the llama-server + SmolLM2 baseline on this CPU."""
-    if campaign is not None:
-        _fail("campaign files are not supported yet; run without arguments for the built-in demo", 2)
-    try:
-        plan = BaselinePlan(concurrencies=_parse_ints(concurrencies, "--concurrencies"), input_len=input_len,
-                            output_len=output_len, min_prompts=min_prompts)
-    except ValidationError as exc:
-        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)
+def _summary(report: dict) -> None:
+    s, p, g = report["summary"], report["primary"], report.get("overall_gain") or {}
+    typer.echo(f"\n{s['actions']} actions: {s['kept']} kept, {s['reverted']} reverted, {s['crashed']} crashed, "
+               f"{s['invalid']} invalid")
+    for label in ("baseline", "best"):
+        if label in p and p[label]["output_throughput"] is not None:
+            row = p[label]
+            typer.echo(f"{label:>8}: {row['output_throughput']:.1f} tok/s, TTFT p50 {row['median_ttft_ms']:.0f} ms "
+                       f"(node {row['node']}: {row['config'] or 'defaults'})")
+    if "rel_change" in g:
+        typer.echo(f"    gain: {g['rel_change']:+.1%} (95% interval {g['ci_low']:+.1%} to {g['ci_high']:+.1%})"
+                   if g.get("ci_low") is not None else f"    gain: {g['rel_change']:+.1%}")
+    if report.get("launch_command"):
+        typer.echo(f"  launch: {report['launch_command']}")
+
+
+def _run_session(run_dir: Path) -> None:
     # SIGTERM (a CI timeout, `kill`) takes the same path as Ctrl-C, so the server is stopped on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        report = asyncio.run(run_campaign(run_dir, _say))
+    except (ArborError, HostError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail(f"interrupted; the server was stopped. Continue with: arbor-host resume {run_dir}", 130)
+    _summary(report)
+    typer.echo(f"report: {run_dir / 'report.md'}")
+
+
+@app.command()
+def run(
+    campaign: Annotated[Path | None, typer.Argument(help="campaign TOML; none = the built-in CPU demo")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="where run folders go (default ./runs)")] = None,
+    kb: Annotated[Path | None, typer.Option("--kb", help="knowledge base file (default: user data dir)")] = None,
+    fresh_kb: Annotated[bool, typer.Option("--fresh-kb", help="an isolated knowledge base inside the run")] = False,
+    budget_s: Annotated[float | None, typer.Option(help="override the wall-clock budget, seconds")] = None,
+    max_actions: Annotated[int | None, typer.Option(help="override the action budget")] = None,
+) -> None:
+    """Run a campaign end to end: baseline, search, gates, report."""
+    try:
+        spec = load_spec(campaign)
+        budget = spec.budget.model_copy(update={k: v for k, v in (("wall_clock_s", budget_s),
+                                                                 ("max_actions", max_actions)) if v is not None})
+        spec = spec.model_copy(update={"budget": type(spec.budget).model_validate(budget.model_dump())})
+    except (ArborError, ValidationError) as exc:
+        _fail(str(exc).splitlines()[0] if isinstance(exc, ArborError) else
+              "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)
     reaped = reap_orphans()
     if reaped:
         _say(f"stopped {len(reaped)} process group(s) left by an earlier run")
     root = (runs_dir or runs_root()).absolute()
-    run_dir = root / time.strftime("%Y%m%d-%H%M%S-baseline")
     try:
-        target = ensure_default_target(_say)
-        summary = asyncio.run(run_baseline(target, run_dir, plan, _say))
+        run_dir = new_run(spec, root, kb, fresh_kb, _say)
     except (ArborError, HostError) as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; the server was stopped", 130)
-    typer.echo(summary["table"])
-    typer.echo(f"\nrun folder: {run_dir}")
+    _say(f"run folder: {run_dir}")
+    _run_session(run_dir)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="the run folder of an interrupted campaign")]) -> None:
+    """Continue a campaign after a crash, a kill or a reboot, from its store."""
+    reaped = reap_orphans()
+    if reaped:
+        _say(f"stopped {len(reaped)} process group(s) left by the interrupted host")
+    _run_session(run_dir.absolute())
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
+    """Write report.md, report.json and pareto.svg for a run (finished or not)."""
+    try:
+        data = report_only(run_dir.absolute())
+    except (ArborError, HostError) as exc:
+        _fail(str(exc))
+    _summary(data)
+    typer.echo(f"report: {run_dir / 'report.md'}")
 
 
 @app.command("mcp-config")

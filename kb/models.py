@@ -168,7 +168,7 @@ class Prior(BaseModel):
     p_crash: float
     p_regress: float
     multiplier: float = Field(description=">1 for validated techniques, <1 for recorded failure modes")
-    level: Literal["exact", "category_hardware", "category", "global"]
+    level: Literal["exact", "knob_hardware", "category_hardware", "category", "global"]
     n: int = Field(description="outcomes behind the answering level")
     entries: list[str] = Field(default_factory=list, description="ids of the entries behind the multiplier")
     stale_entries: list[str] = Field(default_factory=list)

@@ -92,6 +92,8 @@ def priors(db: sqlite_utils.Database, context: Context, change: Change) -> Prior
          [change.category, context.hardware, context.stack]),
     ]
     if change.knob is not None:
+        levels.append(("knob_hardware", "knob = ? AND hardware = ? AND stack = ?",
+                       [change.knob, context.hardware, context.stack]))
         levels.append(("exact", "knob = ? AND value IS ? AND hardware = ? AND model_family IS ? AND stack = ?",
                        [change.knob, canonical(change.value), context.hardware, context.model_family, context.stack]))
     counted = [(name, _counts(db, where, args)) for name, where, args in levels]

@@ -96,3 +96,21 @@ def welch_interval(a: list[float], b: list[float], confidence: float = 0.95) -> 
     df = se2**2 / ((va**2) / (len(a) - 1) + (vb**2) / (len(b) - 1))
     half = t_quantile(0.5 + confidence / 2.0, df) * math.sqrt(se2)
     return diff, diff - half, diff + half
+
+
+def pooled_interval(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[float, float, float] | None:
+    """Difference mean(b) - mean(a) with a Student t interval on the pooled variance; None below 2+2 samples.
+
+    Repeats of one workload on one machine share their noise, so the pooled estimate is
+    the right one: Welch's interval with two repeats a side has one or two degrees of
+    freedom and is too wide ever to settle a decision.
+    """
+    if len(a) < 2 or len(b) < 2:
+        return None
+    ma, mb = fmean(a), fmean(b)
+    df = len(a) + len(b) - 2
+    pooled = ((len(a) - 1) * stdev(a) ** 2 + (len(b) - 1) * stdev(b) ** 2) / df
+    se = math.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    half = t_quantile(0.5 + confidence / 2.0, df) * se
+    diff = mb - ma
+    return diff, diff - half, diff + half

@@ -9,44 +9,69 @@ import pytest
 from typer.testing import CliRunner
 
 from arbor.host.cli import app
-from tests.conftest import our_processes
 
 runner = CliRunner()
 
 
-@pytest.mark.llama
-def test_run_measures_the_baseline_and_writes_the_run_folder(tmp_path: Path, target) -> None:
-    before = our_processes(target.server_binary)
-    result = runner.invoke(app, ["run", "--runs-dir", str(tmp_path), "--concurrencies", "1,4",
-                                 "--input-len", "32", "--output-len", "16", "--min-prompts", "4"])
-    assert result.exit_code == 0, result.output
-    assert "out tok/s" in result.stdout and "frontier" in result.stdout
-    (run_dir,) = tmp_path.iterdir()
-    summary = json.loads((run_dir / "run.json").read_text())
-    assert summary["server"]["state"] == "stopped"
-    assert len(summary["results"]) == 2 and all(Path(p).is_file() for p in summary["results"])
-    for path in summary["results"]:
-        data = json.loads(Path(path).read_text())
-        assert data["failed"] == 0 and data["lengths_ok"] is True
-    assert (run_dir / "logs" / "baseline.log").stat().st_size > 0
-    assert (run_dir / "parity" / "baseline.json").is_file()
-    assert (run_dir / "table.txt").read_text() == summary["table"] + "\n"
-    assert summary["server_metrics"]["llamacpp:tokens_predicted_total"] > 0
-    assert our_processes(target.server_binary) == before
+GOOD = """
+name = "t"
+[target]
+stack = "llamacpp"
+binary = "{binary}"
+model = "/m.gguf"
+[[knobs]]
+name = "parallel"
+flag = "--parallel"
+type = "int"
+min = 1
+max = 64
+values = [8, 16]
+"""
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["run", "--concurrencies", "1,x"], "--concurrencies must be comma-separated integers"),
-    (["run", "--concurrencies", "0"], "concurrencies must be between 1 and 1024"),
-    (["run", "--input-len", "0"], "input_len"),
-    (["run", "campaign.toml"], "campaign files are not supported yet"),
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t + "colour = 'blue'\n", "colour: Extra inputs are not permitted"),
+    (lambda t: t.replace("values = [8, 16]", "values = ['many']"), "knobs.0: Value error, knob 'parallel' takes an"),
+    (lambda t: t.replace("values = [8, 16]\n", ""), "knobs.0.values: Field required"),
+    (lambda t: t.replace("values = [8, 16]", "values = [8, 128]"), "must be <= 64"),
+    (lambda t: t.replace('stack = "llamacpp"', 'stack = "tgi"'), "target.stack"),
+    (lambda t: t.replace('name = "t"', "name = 7"), "name: Input should be a valid string"),
+    (lambda t: t + "[budget]\nwall_clock_s = -1\n", "budget.wall_clock_s"),
+    (lambda t: t + "[[knobs\n", "not valid TOML"),
 ])
-def test_bad_flags_give_a_clear_error_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)])
-    assert result.exit_code == 2
-    assert message in result.output
-    assert "Traceback" not in result.output
-    assert list(tmp_path.iterdir()) == []
+def test_bad_campaign_files_get_one_clear_line(tmp_path: Path, edit, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(edit(GOOD.format(binary="/bin/true")))
+    result = runner.invoke(app, ["run", str(path), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_binary_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD.format(binary="/opt/nowhere/llama-server"))
+    result = runner.invoke(app, ["run", str(path), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: target.binary: /opt/nowhere/llama-server does not exist"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_and_report_need_a_run_folder(tmp_path: Path) -> None:
+    for command in ("resume", "report"):
+        result = runner.invoke(app, [command, str(tmp_path)])
+        assert result.exit_code == 1 and "holds no campaign" in result.output
+
+
+def test_the_demo_spec_is_valid() -> None:
+    from arbor.host.spec import load_spec
+
+    spec = load_spec(None)
+    assert spec.workload.concurrency == 16 and spec.workload.sweep == [1, 4, 16, 32]
+    assert spec.budget.wall_clock_s == 600
+    assert {"parallel", "threads", "flash_attn", "cache_type_k", "cont_batching", "poll"} <= {k.name for k in
+                                                                                             spec.knobs}
 
 
 def test_mcp_config_prints_claude_desktop_block() -> None:

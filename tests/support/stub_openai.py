@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
+import sys
 import time
 
 VOCAB_SIZE = 50_000
@@ -22,8 +24,10 @@ VOCAB_SIZE = 50_000
 
 class Stub:
     def __init__(self, ttft_ms: float, itl_ms: float, drop_after: int | None, usage: bool,
-                 profile_dir: str | None = None) -> None:
+                 profile_dir: str | None = None, garble: bool = False, short_output: bool = False,
+                 jitter_ms: float = 0.0) -> None:
         self.profile_dir = profile_dir
+        self.garble, self.short_output, self.jitter = garble, short_output, jitter_ms / 1000.0
         self.profiling_since: int | None = None
         self.ttft = ttft_ms / 1000.0
         self.itl = itl_ms / 1000.0
@@ -110,6 +114,8 @@ class Stub:
         prompt = req.get("prompt") or " ".join(m["content"] for m in req.get("messages", []))
         n_prompt = len(str(prompt).split())
         n_out = int(req.get("max_tokens", 16))
+        if self.short_output:
+            n_out = max(1, n_out // 2)  # ignores ignore_eos: the length drift the Critic must catch
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked"
                      b"\r\nConnection: close\r\n\r\n")
         due = received + self.ttft
@@ -125,7 +131,7 @@ class Stub:
             self.chunk(writer, {"object": "chat.completion.chunk" if chat else "text_completion",
                                 "choices": [choice]})
             await writer.drain()
-            due += self.itl
+            due += self.itl + (random.uniform(0, self.jitter) if self.jitter else 0.0)
         if self.usage:
             self.chunk(writer, {"choices": [], "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out,
                                                          "total_tokens": n_prompt + n_out}})
@@ -137,7 +143,7 @@ class Stub:
         """A non-streaming answer: one JSON body after the whole (delayed) generation."""
         n_out = int(req.get("max_tokens", 16))
         await asyncio.sleep(self.ttft + self.itl * max(0, n_out - 1))
-        text = " ".join(["tok"] * n_out)
+        text = " ".join(["garbled" if self.garble else "tok"] * n_out)
         choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
         await self.json(writer, {"object": "chat.completion" if chat else "text_completion", "choices": [choice],
                                  "usage": {"prompt_tokens": 1, "completion_tokens": n_out, "total_tokens": n_out + 1}})
@@ -165,9 +171,17 @@ def main() -> None:
     parser.add_argument("--drop-after", type=int, default=None, help="every 2nd stream is cut after N tokens")
     parser.add_argument("--no-usage", action="store_true")
     parser.add_argument("--profile-dir", default=None, help="serve /start_profile and /stop_profile like vLLM")
+    parser.add_argument("--fail-start", action="store_true", help="die at start like a server out of memory")
+    parser.add_argument("--garble", action="store_true", help="answer greedy requests with different text")
+    parser.add_argument("--short-output", action="store_true", help="stop streams at half the asked length")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="random extra delay per token")
     args = parser.parse_args()
+    if args.fail_start:
+        print("loading model", flush=True)
+        print("error: simulated failure: CUDA out of memory. Tried to allocate 2.00 GiB", flush=True)
+        sys.exit(1)
     asyncio.run(serve(args.port, Stub(args.ttft_ms, args.itl_ms, args.drop_after, not args.no_usage,
-                                      args.profile_dir)))
+                                      args.profile_dir, args.garble, args.short_output, args.jitter_ms)))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,16 @@ def test_percentile_interpolates_like_numpy() -> None:
     assert percentile([5], 90) == 5
 
 
+def test_pooled_interval() -> None:
+    from arbor.tools.stats import pooled_interval
+
+    assert pooled_interval([1.0], [2.0, 3.0]) is None
+    diff, low, high = pooled_interval([10.0, 11.0, 12.0], [20.0, 21.0, 22.0, 23.0])
+    assert diff == pytest.approx(10.5)
+    # pooled variance = (2*1 + 3*(5/3)) / 5 = 1.4; se = sqrt(1.4*(1/3+1/4)); df = 5, t = 2.571
+    assert (high - low) / 2 == pytest.approx(2.5706 * (1.4 * (1 / 3 + 1 / 4)) ** 0.5, abs=1e-3)
+
+
 def test_welch_interval() -> None:
     assert welch_interval([1.0], [2.0, 3.0]) is None
     diff, low, high = welch_interval([10.0, 11.0, 12.0], [20.0, 21.0, 22.0])

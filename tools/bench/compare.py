@@ -6,7 +6,7 @@ import math
 from statistics import fmean
 
 from ..errors import BenchError, FingerprintMismatch
-from ..stats import welch_interval
+from ..stats import pooled_interval
 from .models import BenchResult, Comparison, ParetoPoint
 
 
@@ -51,7 +51,7 @@ def flaws(result: BenchResult) -> list[str]:
 
 def compare(baseline: list[BenchResult], candidate: list[BenchResult], metric: str = "output_throughput",
             confidence: float = 0.95, allow_flawed: bool = False) -> Comparison:
-    """Relative change of `metric`, with a Welch interval on the log ratio when both sides have repeats.
+    """Relative change of `metric`, with a pooled-variance t interval on the log ratio when both sides have repeats.
 
     Refuses different workloads always, and flawed results (failures, length drift) unless
     `allow_flawed`: a candidate that drops requests can look faster than it is.
@@ -71,7 +71,7 @@ def compare(baseline: list[BenchResult], candidate: list[BenchResult], metric: s
     if base_mean <= 0 or any(v <= 0 for v in base + cand):
         raise BenchError(f"metric {metric!r} must be positive on both sides to compare ratios")
     # Intervals on log values: ratios are what matter and log makes them symmetric.
-    interval = welch_interval([math.log(v) for v in base], [math.log(v) for v in cand], confidence)
+    interval = pooled_interval([math.log(v) for v in base], [math.log(v) for v in cand], confidence)
     ci_low = ci_high = None
     if interval is not None:
         _, low, high = interval

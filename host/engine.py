@@ -1,0 +1,347 @@
+"""The campaign engine: profile, score every candidate, dispatch, gate, update the tree, re-score."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from arbor.kb.models import Prior
+from arbor.tools.procs import group_members, reap_orphans
+
+from . import critic, policy
+from .errors import HostError
+from .evaluate import evaluate
+from .models import Action, Node
+from .scoring import score, time_share, urgency
+from .services import Services
+from .spec import CampaignSpec
+from .store import CampaignStore
+
+Say = Callable[[str], None]
+EVALUATED = ("kept", "reverted", "crashed", "invalid")
+
+
+class Campaign:
+    """One campaign over one run folder; `run()` starts or resumes it and returns the summary."""
+
+    def __init__(self, spec: CampaignSpec, run_dir: Path, store: CampaignStore, services: Services,
+                 context: dict[str, Any], say: Say) -> None:
+        self.spec, self.run_dir, self.store, self.svc, self.context, self.say = (
+            spec, run_dir, store, services, context, say)
+        self.server: dict[str, Any] | None = None
+        self.session_start = time.monotonic()
+        self.elapsed_before = float(store.meta("elapsed_s", 0.0))
+        self.campaign_id = str(store.meta("campaign_id"))
+
+    # bookkeeping ----------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def save_clock(self) -> None:
+        self.store.set_meta("elapsed_s", self.elapsed())
+
+    def workload(self) -> dict[str, Any]:
+        w = self.spec.workload
+        return {"model": self.model_name(), "endpoint": w.endpoint, "input_len": w.input_len,
+                "output_len": w.output_len, "max_concurrency": w.concurrency, "num_prompts": w.num_prompts,
+                "seed": w.seed, "warmup": w.warmup}
+
+    def model_name(self) -> str:
+        return self.spec.target.served_model_name or self.svc.stack.model
+
+    def baseline_node(self) -> Node:
+        return self.store.node(int(self.store.meta("baseline_node")))
+
+    def evaluated_keys(self) -> set[str]:
+        return set(self.store.meta("evaluated", []))
+
+    def mark_evaluated(self, config: dict[str, Any]) -> None:
+        keys = self.evaluated_keys() | {policy.config_key(config)}
+        self.store.set_meta("evaluated", sorted(keys))
+
+    def budget_left(self) -> str | None:
+        """Why the campaign must stop now, or None."""
+        if self.elapsed() >= self.spec.budget.wall_clock_s:
+            return "wall-clock budget spent"
+        done = sum(1 for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline")
+        if done >= self.spec.budget.max_actions:
+            return "action budget spent"
+        if self.store.meta("stop_requested"):
+            return "stop requested"
+        if self.store.meta("baseline_node") is not None and \
+                self.elapsed() + self.unit_cost() > self.spec.budget.wall_clock_s:
+            return "not enough budget left for another evaluation"
+        return None
+
+    # servers --------------------------------------------------------------
+    async def stop_server(self) -> None:
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        await self.svc.stop(server["id"])
+        leftover = critic.check_leftovers(group_members(server["pid"]))
+        if leftover:
+            self.store.add_alert(leftover.severity, leftover.kind, leftover.message, leftover.evidence)
+
+    async def start_server(self, config: dict[str, Any], name: str) -> dict[str, Any]:
+        await self.stop_server()
+        outcome = await self.svc.launch(config, name)
+        if outcome["ok"]:
+            self.server = outcome["server"]
+        return outcome
+
+    async def restore_known_good(self) -> None:
+        """After a revert or crash: the last known-good configuration, running and verified healthy."""
+        base = self.baseline_node()
+        if self.server is not None and self.server.get("config_key") == policy.config_key(base.config):
+            return
+        for attempt in range(2):
+            outcome = await self.start_server(base.config, f"known-good-{base.id}-{int(time.time())}")
+            if outcome["ok"]:
+                probe = await self.svc.probe(self.server["id"])  # type: ignore[index]
+                if probe["healthy"]:
+                    self.server["config_key"] = policy.config_key(base.config)  # type: ignore[index]
+                    self.store.event("known_good_restored", base.id, attempt=attempt + 1)
+                    return
+        self.store.add_alert("critical", "known_good_unhealthy", "the last known-good configuration does not come "
+                             "back healthy; the campaign stops", {"node": base.id}, base.id, needs_human=True)
+        raise HostError("the known-good configuration no longer starts healthy; see the alerts")
+
+    # measurements ---------------------------------------------------------
+    async def measure_primary(self, node: Node, label: str) -> dict[str, Any]:
+        """One repeat at the primary point, stored as a measurement of `node`."""
+        assert self.server is not None
+        out = await self.svc.bench(self.server["base_url"], self.workload(), label)
+        result = out["result"]
+        metrics = {k: result[k] for k in ("output_throughput", "median_ttft_ms", "median_tpot_ms", "p99_ttft_ms",
+                                          "completed", "failed", "max_concurrent_requests", "lengths_ok",
+                                          "total_cached_tokens", "interactivity")}
+        mid = self.store.add_measurement(node.id, "primary", metrics, out["path"], result["fingerprint"])
+        self.store.update_node(node.id, measurement_ids=[*self.store.node(node.id).measurement_ids, mid])
+        return out
+
+    async def measure_sweep(self, node: Node) -> dict[str, Any]:
+        assert self.server is not None
+        w = self.spec.workload
+        out = await self.svc.sweep(self.server["base_url"], self.workload(), w.sweep, w.sweep_prompts_per_concurrency,
+                                   w.sweep_min_prompts, f"n{node.id}-sweep")
+        points = {str(r["max_concurrency"]): {"output_throughput": r["output_throughput"],
+                                              "median_ttft_ms": r["median_ttft_ms"],
+                                              "interactivity": r["interactivity"], "failed": r["failed"]}
+                  for r in out["sweep"]["results"]}
+        self.store.add_measurement(node.id, "sweep", {"points": points,
+                                                      "frontier": out["sweep"]["points"]}, json.dumps(out["paths"]))
+        return points
+
+    async def measure_profile(self, node: Node) -> dict[str, Any] | None:
+        assert self.server is not None
+        try:
+            out = await self.svc.profile(self.server["pid"], self.server["base_url"], self.workload(),
+                                         self.spec.search.profile_seconds, f"n{node.id}")
+        except HostError as exc:
+            self.store.add_alert("warning", "profile_failed", f"profiling failed: {exc}", node=node.id)
+            return None
+        profile = out["result"]["profile"]
+        top = [{"name": k["name"], "share": k["share"], "category": k["category"]} for k in profile["kernels"][:10]]
+        self.store.add_measurement(node.id, "profile", {"categories": profile["categories"], "top": top,
+                                                        "unknown": profile["unknown"][:20]}, out["path"])
+        return {"categories": profile["categories"], "path": out["path"]}
+
+    # the search loop ----------------------------------------------------------
+    async def run(self) -> None:
+        """Baseline (once), then the loop until no candidate scores above the threshold or the budget is spent."""
+        reaped = reap_orphans()
+        if reaped:
+            self.store.event("orphans_reaped", None, pids=[r["pid"] for r in reaped])
+        self.recover_interrupted()
+        if self.store.meta("baseline_node") is None:
+            await self.baseline()
+        else:
+            await self.restore_known_good()
+        while True:
+            self.save_clock()
+            why = self.budget_left()
+            if why:
+                self.store.event("stopping", None, reason=why)
+                self.say(f"stopping: {why}")
+                break
+            self.apply_commands()
+            if self.store.meta("paused"):
+                await asyncio.sleep(1.0)
+                continue
+            node = await self.next_candidate()
+            if node is None:
+                self.store.event("stopping", None, reason="no candidate scores above the threshold")
+                self.say("stopping: no candidate scores above the threshold")
+                break
+            await self.evaluate(node)
+        self.save_clock()
+        await self.stop_server()
+        self.store.set_meta("state", "finished")
+
+    def recover_interrupted(self) -> None:
+        """A node left running by a killed host is re-queued, its partial measurements set aside."""
+        for node in self.store.nodes("running"):
+            dropped = self.store.invalidate_measurements(node.id)
+            if node.kind == "baseline":
+                self.store.update_node(node.id, status="proposed", diagnosis="interrupted; baseline re-run")
+            else:
+                self.store.update_node(node.id, status="proposed", diagnosis="interrupted; will be re-run",
+                                       measurement_ids=[])
+            self.store.event("interrupted", node.id, measurements_set_aside=dropped)
+
+    async def baseline(self) -> None:
+        """Measure the server's own defaults: the root of the tree."""
+        roots = [n for n in self.store.nodes() if n.kind == "baseline"]
+        node = roots[0] if roots else self.store.add_node(
+            parent=None, depth=0, status="proposed", title="baseline: the server's defaults", category="config",
+            kind="baseline", change={}, config={}, proposer="engine", rationale="the reference every change beats")
+        self.store.update_node(node.id, status="running", started_at=time.time())
+        self.say("baseline: launching the server with its defaults")
+        outcome = await self.start_server({}, f"baseline-{node.id}")
+        if not outcome["ok"]:
+            failure = outcome["failure"]
+            self.store.update_node(node.id, status="crashed", diagnosis=failure["summary"], finished_at=time.time())
+            raise HostError(f"the baseline does not start: {failure['kind']}: {failure['summary']}")
+        self.server["config_key"] = policy.config_key({})  # type: ignore[index]
+        ref = await self.svc.parity_reference(self.server["base_url"], self.model_name())  # type: ignore[index]
+        self.store.set_meta("parity_reference", ref["path"])
+        for i in range(self.spec.search.baseline_repeats):
+            out = await self.measure_primary(node, f"n{node.id}-r{i + 1}")
+            self.say(f"baseline repeat {i + 1}: {out['result']['output_throughput']:.1f} tok/s, "
+                     f"TTFT p50 {out['result']['median_ttft_ms']:.0f} ms")
+        await self.measure_sweep(node)
+        await self.measure_profile(node)
+        self.store.update_node(node.id, status="kept", gain=0.0, finished_at=time.time())
+        self.store.set_meta("baseline_node", node.id)
+        self.store.set_meta("root_node", node.id)
+        self.mark_evaluated({})
+
+    def apply_commands(self) -> None:
+        """Steering written by the TUI: pause, resume, prune, pin, veto, stop."""
+        for command in self.store.pending_commands():
+            kind, payload = command["kind"], command["payload"]
+            try:
+                if kind == "pause":
+                    self.store.set_meta("paused", True)
+                elif kind == "resume":
+                    self.store.set_meta("paused", False)
+                elif kind == "stop":
+                    self.store.set_meta("stop_requested", True)
+                elif kind in ("prune", "veto"):
+                    node = self.store.node(int(payload["node"]))
+                    if node.status != "proposed":
+                        raise HostError(f"node {node.id} is {node.status}, only proposed nodes can be pruned")
+                    self.store.update_node(node.id, status="pruned", diagnosis=f"{kind} by the operator")
+                elif kind in ("pin", "boost"):
+                    self.store.update_node(int(payload["node"]), pinned=1)
+                elif kind == "inject":
+                    self.inject(payload)
+                else:
+                    raise HostError(f"unknown command {kind!r}")
+                self.store.mark_command(command["id"], "applied")
+            except (HostError, KeyError, ValueError, TypeError) as exc:
+                self.store.mark_command(command["id"], f"refused: {exc}")
+
+    def inject(self, payload: dict[str, Any]) -> Node:
+        """An operator's hypothesis: validated like any proposal (known knobs, values in their domain)."""
+        knobs = {k.name: k for k in self.spec.knobs}
+        change = payload.get("change")
+        if not isinstance(change, dict) or not change:
+            raise HostError("inject needs a non-empty change {knob: value}")
+        for name, value in change.items():
+            if name not in knobs:
+                raise HostError(f"unknown knob {name!r}; known: {sorted(knobs)}")
+            if value is not None:
+                change[name] = knobs[name].validate_value(value)
+        first = knobs[next(iter(change))]
+        base = self.baseline_node()
+        action = Action(title=str(payload.get("title") or ", ".join(f"{k}={v}" for k, v in change.items())),
+                        category=first.category, layer=first.layer, change=change,
+                        rationale=str(payload.get("rationale") or "injected by the operator"), proposer="operator")
+        node = self.add_candidate(action, base, policy.apply(base.config, change))
+        self.store.update_node(node.id, pinned=1)
+        return node
+
+    async def next_candidate(self) -> Node | None:
+        """Propose, score every candidate, and return the best one (or None below the threshold)."""
+        base = self.baseline_node()
+        constraints = self.store.constraints()
+        evaluated = self.evaluated_keys()
+        proposed = [n for n in self.store.nodes("proposed") if n.kind != "baseline"]
+        known = {policy.config_key(n.config) for n in proposed}
+        for action in policy.propose(self.spec, base.config, evaluated, constraints):
+            config = policy.apply(base.config, action.change)
+            if policy.config_key(config) not in known:
+                self.add_candidate(action, base, config)
+                known.add(policy.config_key(config))
+        candidates = []
+        for node in self.store.nodes("proposed"):
+            if node.kind == "baseline":
+                continue
+            config = policy.apply(base.config, node.change)
+            if policy.config_key(config) in evaluated or policy.violates(constraints, config):
+                self.store.update_node(node.id, status="pruned",
+                                       diagnosis="already measured, or ruled out by a constraint")
+                continue
+            if node.config != config:
+                node = self.store.update_node(node.id, config=config, parent=base.id, depth=base.depth + 1)
+            candidates.append(await self.score_node(node, base))
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda n: (n.pinned, n.score or 0.0))
+        if not best.pinned and (best.score or 0.0) < self.spec.search.score_threshold:
+            return None
+        return best
+
+    def add_candidate(self, action: Action, parent: Node, config: dict[str, Any]) -> Node:
+        return self.store.add_node(parent=parent.id, depth=parent.depth + 1, status="proposed", title=action.title,
+                                   category=action.category, layer=action.layer, kind=action.kind,
+                                   change=action.change, config=config, rationale=action.rationale,
+                                   proposer=action.proposer)
+
+    async def score_node(self, node: Node, base: Node) -> Node:
+        knob, value = next(iter(node.change.items()))
+        prior = await self.svc.priors(self.context, {"category": node.category, "layer": node.layer, "knob": knob,
+                                                     "value": value})
+        p = Prior.model_validate(prior)
+        if p.level == "global":
+            guess = policy.estimate(self.spec, base.config, node.change)
+            if guess is not None:
+                p = p.model_copy(update={"speedup": guess})
+                prior = prior | {"speedup": guess, "source": "offline policy estimate"}
+        profile = self.latest_profile(base)
+        evaluated = [n for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline"]
+        current = self.primary_mean(base)
+        unit = self.unit_cost()
+        terms = score(p, time_share(node.layer, profile), urgency(current, self.spec.throughput_target,
+                                                                  self.spec.search.urgency_max),
+                      unit, unit, self.spec.search.exploration, len(evaluated),
+                      sum(1 for n in evaluated if n.category == node.category))
+        return self.store.update_node(node.id, score=terms.score, score_terms=terms.model_dump(), priors=prior)
+
+    def latest_profile(self, node: Node) -> dict[str, float] | None:
+        rows = self.store.measurements(node.id, "profile")
+        return rows[-1]["metrics"]["categories"] if rows else None
+
+    def primary_paths(self, node: Node) -> list[str]:
+        return [m["path"] for m in self.store.measurements(node.id, "primary")]
+
+    def primary_mean(self, node: Node) -> float | None:
+        values = [m["metrics"]["output_throughput"] for m in self.store.measurements(node.id, "primary")]
+        return sum(values) / len(values) if values else None
+
+    def unit_cost(self) -> float:
+        spent = self.svc.timer.spent
+        evaluations = max(1, sum(1 for n in self.store.nodes() if n.status in EVALUATED))
+        measured = (spent.get("bench", 0.0) + spent.get("server", 0.0) + spent.get("gate", 0.0)) / evaluations
+        return max(measured, self.spec.search.restart_cost_s)
+
+    # one evaluation -------------------------------------------------------------
+    async def evaluate(self, node: Node) -> None:
+        """The gate: restart on the candidate, readiness, accuracy, benchmark until settled, sweep after a keep."""
+        await evaluate(self, node)

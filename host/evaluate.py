@@ -1,0 +1,200 @@
+"""Evaluating one candidate: launch, accuracy gate, benchmark until the decision is settled, sweep after a keep."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import critic, policy
+from .errors import HostError
+from .models import Action, Node
+
+if TYPE_CHECKING:
+    from .engine import Campaign
+
+
+def _alert(c: Campaign, finding: critic.Finding, node: Node) -> None:
+    c.store.add_alert(finding.severity, finding.kind, finding.message, finding.evidence, node.id, finding.needs_human)
+
+
+def _action(node: Node) -> Action:
+    return Action(title=node.title, category=node.category, layer=node.layer, kind=node.kind,  # type: ignore[arg-type]
+                  change=node.change, rationale=node.rationale, proposer=node.proposer)
+
+
+async def _record(c: Campaign, node: Node, result: str, gain: float | None = None, low: float | None = None,
+                  high: float | None = None, diagnosis: str | None = None) -> None:
+    knob, value = next(iter(node.change.items()))
+    extra = {k: v for k, v in node.change.items() if k != knob}
+    started = node.started_at or time.time()
+    await c.svc.record({
+        "id": f"{c.campaign_id}-{node.id}", "campaign": c.campaign_id, "context": c.context,
+        "change": {"category": node.category, "layer": node.layer, "knob": knob, "value": value,
+                   "patch_summary": f"together with {extra}" if extra else None},
+        "result": result, "gain": None if gain is None else max(-1.0, min(100.0, gain)),
+        "gain_low": None if low is None else max(-1.0, min(100.0, low)),
+        "gain_high": None if high is None else max(-1.0, min(100.0, high)),
+        "cost_s": max(0.0, time.time() - started), "diagnosis": (diagnosis or "")[:4000] or None})
+
+
+async def _finish(c: Campaign, node: Node, status: str, diagnosis: str, gain: float | None = None,
+                  low: float | None = None, high: float | None = None) -> Node:
+    node = c.store.update_node(node.id, status=status, diagnosis=diagnosis, gain=gain, gain_low=low, gain_high=high,
+                               finished_at=time.time())
+    await _record(c, node, status, gain, low, high, diagnosis)
+    c.mark_evaluated(node.config)
+    sign = "" if gain is None else f" ({gain:+.1%}, interval {low:+.1%} to {high:+.1%})" if low is not None else \
+        f" ({gain:+.1%})"
+    c.say(f"  -> {status}{sign}: {diagnosis}")
+    return node
+
+
+async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
+    base = c.baseline_node()
+    lines = [f"line {e['line']}: {e['text']}" for e in failure.get("evidence", [])]
+    evidence = {"failure": failure["kind"], "log": failure.get("log_path"), "lines": lines, "node": node.id}
+    region = policy.crash_region(c.spec, base.config, _action(node))
+    retry: dict[str, Any] = {}
+    if region is not None:
+        knob, op, value = region
+        retry = {k: v for k, v in policy.prerequisite(knob, value).items() if node.config.get(k) != v}
+        c.store.add_constraint(knob, op, value, f"{failure['kind']}: {failure['summary']}", evidence, node.id,
+                               requires=retry or None)
+    c.store.add_alert("error", "crash", f"{node.title} crashed the server: {failure['summary']}", evidence, node.id)
+    await _finish(c, node, "crashed", f"{failure['kind']}: {failure['summary']}")
+    if retry:
+        # A constrained retry: the same value together with what it needs.
+        action = _action(node).model_copy(update={"change": node.change | retry, "proposer": "critic",
+                                                  "title": node.title + "".join(f", {k}={v}" for k, v in retry.items()),
+                                                  "rationale": f"retry with the prerequisite {retry}"})
+        config = policy.apply(base.config, action.change)
+        if policy.config_key(config) not in c.evaluated_keys():
+            c.store.add_node(parent=node.id, depth=node.depth + 1, status="proposed", title=action.title,
+                             category=action.category, layer=action.layer, kind=action.kind, change=action.change,
+                             config=config, rationale=action.rationale, proposer=action.proposer)
+    await c.restore_known_good()
+
+
+async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None = None, low: float | None = None,
+                    high: float | None = None, refine: bool = True) -> None:
+    node = await _finish(c, node, "reverted", diagnosis, gain, low, high)
+    if refine:
+        base = c.baseline_node()
+        for action in policy.refine_after_regression(c.spec, base.config, _action(node), c.evaluated_keys(),
+                                                     c.store.constraints()):
+            config = policy.apply(base.config, action.change)
+            c.store.add_node(parent=node.id, depth=node.depth + 1, status="proposed", title=action.title,
+                             category=action.category, layer=action.layer, kind=action.kind, change=action.change,
+                             config=config, rationale=action.rationale, proposer=action.proposer)
+    await c.restore_known_good()
+
+
+async def evaluate(c: Campaign, node: Node) -> None:
+    """Run the gate on `node` and update the tree, the knowledge base and the server."""
+    spec, store = c.spec, c.store
+    base = c.baseline_node()
+    node = store.update_node(node.id, status="running", started_at=time.time(), attempts=node.attempts + 1)
+    terms = node.score_terms
+    c.say(f"[{c.elapsed():5.0f}s/{spec.budget.wall_clock_s:.0f}s] node {node.id}: {node.title} "
+          f"(score {node.score or 0:.4f}, prior {terms.get('speedup', 0):+.0%} at level {terms.get('prior_level')})")
+    outcome = await c.start_server(node.config, f"n{node.id}")
+    if not outcome["ok"]:
+        await _crashed(c, node, outcome["failure"])
+        return
+    assert c.server is not None
+    if spec.gates.accuracy == "parity":
+        check = await c.svc.parity_check(c.server["base_url"], c.model_name(), store.meta("parity_reference"),
+                                         spec.gates.min_agreement)
+        store.add_measurement(node.id, "parity", {"agreement_rate": check["agreement_rate"],
+                                                  "passed": check["passed"],
+                                                  "failed_requests": check["failed_requests"]})
+        if not check["passed"]:
+            await _reverted(c, node, f"accuracy gate: greedy agreement {check['agreement_rate']:.0%} < "
+                                     f"{spec.gates.min_agreement:.0%} of the baseline's outputs", refine=False)
+            return
+    base_paths = c.primary_paths(base)
+    base_rows = store.measurements(base.id, "primary")
+    base_fingerprint = base_rows[0]["fingerprint"] if base_rows else None
+    prior_speedup = float(node.priors.get("speedup", 0.05))
+    paths: list[str] = []
+    throughputs: list[float] = []
+    retests = confirmed_at = 0
+    decision: tuple[str, str, Any] | None = None
+    while len(paths) < spec.search.max_repeats:
+        out = await c.measure_primary(node, f"n{node.id}-r{len(paths) + retests + 1}")
+        result = out["result"]
+        verdict = critic.check_result(spec, result, base_fingerprint, out["path"])
+        for finding in verdict.findings:
+            _alert(c, finding, node)
+        if verdict.retest:
+            store.invalidate_measurement(store.node(node.id).measurement_ids[-1], verdict.findings[0].message)
+            retests += 1
+            if retests > 2:
+                await _finish(c, node, "invalid", "measurement integrity: " + verdict.findings[0].message)
+                await c.restore_known_good()
+                return
+            continue
+        if not verdict.stable:
+            await _reverted(c, node, "gate: " + "; ".join(f.message for f in verdict.findings), refine=False)
+            return
+        paths.append(out["path"])
+        throughputs.append(result["output_throughput"])
+        if len(paths) < spec.search.min_repeats:
+            continue
+        cmp = await c.svc.compare(base_paths, paths, spec.search.confidence)
+        repeats = critic.check_repeats(spec, throughputs, cmp["rel_change"], prior_speedup, confirmed_at > 0)
+        for finding in repeats.findings:
+            _alert(c, finding, node)
+        low, high, gain = cmp["ci_low"], cmp["ci_high"], cmp["rel_change"]
+        if repeats.more_repeats and len(paths) < spec.search.max_repeats:
+            continue
+        if low is not None and low > spec.search.min_gain:
+            if repeats.confirm and len(paths) < spec.search.max_repeats:
+                confirmed_at = len(paths)  # one more repeat must keep the interval above the bar
+                continue
+            decision = ("keep", f"{gain:+.1%} over the baseline, interval {low:+.1%} to {high:+.1%}", cmp)
+            break
+        if high is not None and high < spec.search.min_gain:
+            decision = ("revert", f"no gain: {gain:+.1%}, interval {low:+.1%} to {high:+.1%} below "
+                                  f"+{spec.search.min_gain:.0%}", cmp)
+            break
+    if decision is None:
+        cmp = await c.svc.compare(base_paths, paths, spec.search.confidence) if paths else None
+        gain = cmp["rel_change"] if cmp else None
+        await _reverted(c, node, f"not settled after {len(paths)} repeats ({gain:+.1%})" if gain is not None
+                        else "no valid measurement", gain, cmp and cmp["ci_low"], cmp and cmp["ci_high"])
+        return
+    kind, why, cmp = decision
+    if kind == "revert":
+        await _reverted(c, node, why, cmp["rel_change"], cmp["ci_low"], cmp["ci_high"])
+        return
+    # A keep must hold across operating points, not only at the primary one.
+    points = await c.measure_sweep(node)
+    base_sweep = store.measurements(base.id, "sweep")
+    if base_sweep:
+        before = base_sweep[-1]["metrics"]["points"]
+        tolerance = spec.gates.pareto_tolerance
+        worse = [f"c={k}: {v['output_throughput']:.1f} vs {before[k]['output_throughput']:.1f} tok/s"
+                 for k, v in points.items() if k in before
+                 and v["output_throughput"] < before[k]["output_throughput"] * (1 - tolerance)]
+        if worse:
+            store.add_alert("warning", "pareto_regression", f"{node.title} wins at the primary point but loses "
+                            f"more than {tolerance:.0%} elsewhere: {'; '.join(worse)}", {"points": worse}, node.id)
+            await _reverted(c, node, f"keep withdrawn: throughput regression at {'; '.join(worse)}", cmp["rel_change"],
+                            cmp["ci_low"], cmp["ci_high"])
+            return
+    node = await _finish(c, node, "kept", why, cmp["rel_change"], cmp["ci_low"], cmp["ci_high"])
+    store.set_meta("baseline_node", node.id)
+    c.server["config_key"] = policy.config_key(node.config)  # type: ignore[index]
+    previous = store.measurements(base.id, "profile")
+    profile = await c.measure_profile(node)
+    if profile and previous:
+        try:
+            moved = await c.svc.diff(previous[-1]["path"], profile["path"])
+        except HostError:
+            moved = None
+        if moved:
+            store.event("profile_diff", node.id, top_before=moved["top_before"], top_after=moved["top_after"],
+                        bottleneck_moved=moved["bottleneck_moved"], shifts=moved["shifts"][:4])
+            if moved["bottleneck_moved"]:
+                c.say(f"  bottleneck moved: {moved['top_before']} -> {moved['top_after']}")

@@ -1,0 +1,190 @@
+"""The offline policy: knob moves from the knob space, refinements after a regression, constraints after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel
+
+from .models import Action, Constraint
+from .spec import CampaignSpec, SearchKnob
+
+
+class Rule(BaseModel):
+    """A prerequisite: `knob` set to anything but `unless` needs `requires` too."""
+
+    knob: str
+    unless: list[Any]
+    requires: dict[str, Any]
+    log: str = ""
+
+
+@cache
+def rules() -> list[Rule]:
+    """The shipped prerequisite rules."""
+    text = resources.files(__package__).joinpath("prerequisites.toml").read_text()
+    return [Rule(**r) for r in tomllib.loads(text)["rule"]]
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A canonical key of a full configuration (to never evaluate the same one twice)."""
+    return json.dumps({k: v for k, v in config.items() if v is not None}, sort_keys=True)
+
+
+def apply(config: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """The configuration after a change (None removes a knob, back to the server's default)."""
+    out = dict(config)
+    for knob, value in change.items():
+        if value is None:
+            out.pop(knob, None)
+        else:
+            out[knob] = value
+    return out
+
+
+def _in_region(constraint: Constraint, value: Any) -> bool:
+    if value is None:
+        return False
+    if constraint.op == "eq":
+        return value == constraint.value
+    try:
+        if constraint.op == "ge":
+            return value >= constraint.value
+        if constraint.op == "le":
+            return value <= constraint.value
+    except TypeError:
+        return False
+    return False
+
+
+def violates(constraints: list[Constraint], config: dict[str, Any]) -> Constraint | None:
+    """The first constraint whose region `config` falls in without meeting its requirements."""
+    for constraint in constraints:
+        if constraint.op == "text" or constraint.knob is None:
+            continue
+        if _in_region(constraint, config.get(constraint.knob)):
+            met = constraint.requires and all(config.get(k) == v for k, v in constraint.requires.items())
+            if not met:
+                return constraint
+    return None
+
+
+def prerequisite(knob: str, value: Any) -> dict[str, Any]:
+    """What `knob=value` needs alongside it, from the rules."""
+    needed: dict[str, Any] = {}
+    for rule in rules():
+        if rule.knob == knob and value not in rule.unless:
+            needed |= rule.requires
+    return needed
+
+
+def _action(knob: SearchKnob, value: Any, current: Any, proposer: str = "offline", rationale: str = "",
+            extra: dict[str, Any] | None = None) -> Action:
+    change = {knob.name: value} | (extra or {})
+    arrow = f"{knob.name}: {'default' if current is None else current} -> {value}"
+    with_extra = "".join(f", {k}={v}" for k, v in (extra or {}).items())
+    return Action(title=arrow + with_extra, category=knob.category, layer=knob.layer, kind="config",
+                  change=change, rationale=rationale or knob.description or f"try {knob.name}={value}",
+                  proposer=proposer)
+
+
+def propose(spec: CampaignSpec, config: dict[str, Any], evaluated: set[str],
+            constraints: list[Constraint]) -> list[Action]:
+    """Every single-knob move from `config` not evaluated before and not ruled out by a constraint.
+
+    A value with a known prerequisite is proposed together with it.
+    """
+    actions = []
+    for knob in spec.knobs:
+        current = config.get(knob.name)
+        effective = current if current is not None else knob.default
+        for value in knob.values:
+            if value == effective:
+                continue  # already what the server runs with
+            extra = {k: v for k, v in prerequisite(knob.name, value).items() if config.get(k) != v}
+            action = _action(knob, value, current, extra=extra)
+            after = apply(config, action.change)
+            if config_key(after) in evaluated or violates(constraints, after):
+                continue
+            actions.append(action)
+    return actions
+
+
+def refine_after_regression(spec: CampaignSpec, config: dict[str, Any], action: Action,
+                            evaluated: set[str], constraints: list[Constraint]) -> list[Action]:
+    """Introspection: the other direction, a half step, or a prerequisite knob for a move that regressed."""
+    knobs = {k.name: k for k in spec.knobs}
+    refined: list[Action] = []
+    for name, value in action.change.items():
+        knob = knobs.get(name)
+        if knob is None:
+            continue
+        current = config.get(name)
+        if knob.type in ("int", "float") and isinstance(value, (int, float)) and isinstance(current, (int, float)):
+            mid = (value + current) / 2
+            mid = int(round(mid)) if knob.type == "int" else mid
+            if mid not in (value, current):
+                try:
+                    refined.append(_action(knob, knob.validate_value(mid), current, "introspection",
+                                           f"half step: {name}={value} regressed from {current}"))
+                except ValueError:
+                    pass
+            opposite = [v for v in knob.values if (v - current) * (value - current) < 0]
+            if opposite:
+                nearest = min(opposite, key=lambda v: abs(v - current))
+                refined.append(_action(knob, nearest, current, "introspection",
+                                       f"other direction: {name}={value} regressed"))
+        needed = {k: v for k, v in prerequisite(name, value).items() if config.get(k) != v
+                  and action.change.get(k) != v}
+        if needed:
+            refined.append(_action(knob, value, current, "introspection",
+                                   f"{name}={value} needs {needed}", extra=needed))
+    out = []
+    for candidate in refined:
+        after = apply(config, candidate.change)
+        if config_key(after) not in evaluated and not violates(constraints, after):
+            out.append(candidate)
+    return out
+
+
+SLOT_KNOBS = ("parallel", "max_num_seqs", "max_running_requests")
+THREAD_KNOBS = ("threads", "threads_batch")
+DEFAULT_SLOTS = {"llamacpp": 4}
+
+
+def estimate(spec: CampaignSpec, config: dict[str, Any], change: dict[str, Any]) -> float | None:
+    """The proposer's own speedup estimate, used where the knowledge base has no history.
+
+    Slots below the offered concurrency make requests queue, so raising them toward it
+    pays; threads beyond this machine's cores make them fight over a barrier.
+    """
+    knob, value = next(iter(change.items()))
+    if knob in SLOT_KNOBS and isinstance(value, int):
+        conc = spec.workload.concurrency
+        current = config.get(knob, DEFAULT_SLOTS.get(spec.target.stack, conc))
+        served_now, served_then = min(current, conc), min(value, conc)
+        return max(-0.5, min(0.5, 0.4 * (served_then - served_now) / conc)) - (0.02 if value > conc else 0.0)
+    if knob in THREAD_KNOBS and isinstance(value, int):
+        cores = os.cpu_count() or 1
+        return -0.3 if value > cores else (-0.3 * (cores - value) / cores if value < cores else 0.02)
+    return None
+
+
+def crash_region(spec: CampaignSpec, config: dict[str, Any], action: Action) -> tuple[str, str, Any] | None:
+    """The region a crash rules out: at or beyond the value in the direction moved, or the exact value."""
+    knobs = {k.name: k for k in spec.knobs}
+    for name, value in action.change.items():
+        knob = knobs.get(name)
+        if knob is None:
+            continue
+        current = config.get(name)
+        # A numeric move rules out its direction beyond the value; from an unknown default, only the value.
+        if knob.type in ("int", "float") and isinstance(value, (int, float)) and isinstance(current, (int, float)):
+            return (name, "le", value) if value < current else (name, "ge", value)
+        return name, "eq", value
+    return None

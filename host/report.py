@@ -1,0 +1,199 @@
+"""The campaign report: Markdown, JSON and a Pareto plot (SVG), from the campaign store alone."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from arbor.tools.bench import files
+from arbor.tools.bench.compare import compare
+from arbor.tools.errors import ArborError
+from arbor.tools.serving.stack import build_command
+
+from .models import Node
+from .spec import CampaignSpec
+from .store import CampaignStore
+
+
+def _mean(store: CampaignStore, node: Node, key: str) -> float | None:
+    rows = [m["metrics"][key] for m in store.measurements(node.id, "primary") if m["metrics"].get(key) is not None]
+    return sum(rows) / len(rows) if rows else None
+
+
+def _kept_path(store: CampaignStore, best: Node) -> list[Node]:
+    path, node = [], best
+    while True:
+        path.append(node)
+        if node.parent is None:
+            break
+        parent = store.node(node.parent)
+        # Refinements hang under a reverted node; the kept path follows kept ancestors only.
+        while parent.status != "kept" and parent.parent is not None:
+            parent = store.node(parent.parent)
+        node = parent
+    return list(reversed(path))
+
+
+def launch_command(spec: CampaignSpec, config: dict[str, Any], binary: str | None, model: str) -> str:
+    """The best configuration as a ready launch command."""
+    argv, env = build_command(spec.stack_spec(binary, model), config, 8080)
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return (prefix + " " if prefix else "") + shlex.join(argv)
+
+
+def pareto_svg(series: dict[str, list[tuple[float, float, int]]]) -> str:
+    """A small SVG: output tok/s per GPU (x) against tok/s per user (y), one polyline per configuration."""
+    width, height, pad = 640, 420, 60
+    points = [p for pts in series.values() for p in pts]
+    if not points:
+        return "<svg xmlns='http://www.w3.org/2000/svg'/>"
+    max_x = max(p[0] for p in points) * 1.1 or 1.0
+    max_y = max(p[1] for p in points) * 1.1 or 1.0
+
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return pad + x / max_x * (width - 2 * pad), height - pad - y / max_y * (height - 2 * pad)
+
+    colours = ["#888888", "#d62728", "#1f77b4", "#2ca02c"]
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
+             "font-size='12'>", f"<rect width='{width}' height='{height}' fill='white'/>",
+             f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' y2='{height - pad}' stroke='black'/>",
+             f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{height - pad}' stroke='black'/>",
+             f"<text x='{width / 2}' y='{height - 15}' text-anchor='middle'>output tok/s per GPU</text>",
+             f"<text x='15' y='{height / 2}' transform='rotate(-90 15 {height / 2})' text-anchor='middle'>"
+             "tok/s per user (1000 / TPOT)</text>"]
+    for tick in range(5):
+        tx, ty = max_x * tick / 4, max_y * tick / 4
+        px, _ = xy(tx, 0)
+        _, py = xy(0, ty)
+        parts.append(f"<text x='{px}' y='{height - pad + 15}' text-anchor='middle'>{tx:.0f}</text>")
+        parts.append(f"<text x='{pad - 5}' y='{py + 4}' text-anchor='end'>{ty:.0f}</text>")
+    for i, (label, pts) in enumerate(series.items()):
+        colour = colours[i % len(colours)]
+        coords = [xy(x, y) for x, y, _ in sorted(pts)]
+        parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='"
+                     + " ".join(f"{a:.1f},{b:.1f}" for a, b in coords) + "'/>")
+        for (a, b), (_, _, conc) in zip(coords, sorted(pts), strict=True):
+            parts.append(f"<circle cx='{a:.1f}' cy='{b:.1f}' r='4' fill='{colour}'/>"
+                         f"<text x='{a + 6:.1f}' y='{b - 6:.1f}' fill='{colour}'>c={conc}</text>")
+        parts.append(f"<text x='{width - pad - 150}' y='{pad + 18 * i}' fill='{colour}'>{label}</text>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _sweep_series(store: CampaignStore, node: Node) -> list[tuple[float, float, int]]:
+    rows = store.measurements(node.id, "sweep")
+    if not rows:
+        return []
+    points = rows[-1]["metrics"]["points"].items()
+    return [(v["output_throughput"], v["interactivity"] or 0.0, int(k)) for k, v in points]
+
+
+def build_report(store: CampaignStore) -> dict[str, Any]:
+    """Everything the report says, as data."""
+    spec = CampaignSpec.model_validate(store.meta("spec"))
+    nodes = store.nodes()
+    root = store.node(int(store.meta("root_node"))) if store.meta("root_node") else None
+    best = store.node(int(store.meta("baseline_node"))) if store.meta("baseline_node") else None
+    overall: dict[str, Any] | None = None
+    if root and best and best.id != root.id:
+        try:
+            base = [files.load(Path(m["path"])) for m in store.measurements(root.id, "primary")]
+            cand = [files.load(Path(m["path"])) for m in store.measurements(best.id, "primary")]
+            overall = compare(base, cand, "output_throughput", spec.search.confidence).model_dump()
+        except ArborError as exc:
+            overall = {"error": str(exc)}
+    summary = {
+        "campaign": store.meta("campaign_id"), "spec": spec.name, "state": store.meta("state"),
+        "elapsed_s": store.meta("elapsed_s"),
+        "actions": sum(1 for n in nodes if n.kind != "baseline" and n.status in ("kept", "reverted", "crashed",
+                                                                                   "invalid")),
+        "kept": sum(1 for n in nodes if n.kind != "baseline" and n.status == "kept"),
+        "reverted": sum(1 for n in nodes if n.status == "reverted"),
+        "crashed": sum(1 for n in nodes if n.status == "crashed"),
+        "invalid": sum(1 for n in nodes if n.status == "invalid"),
+    }
+    primary = {}
+    for label, node in (("baseline", root), ("best", best)):
+        if node:
+            primary[label] = {"node": node.id, "config": node.config,
+                              "output_throughput": _mean(store, node, "output_throughput"),
+                              "median_ttft_ms": _mean(store, node, "median_ttft_ms"),
+                              "median_tpot_ms": _mean(store, node, "median_tpot_ms")}
+    return {
+        "summary": summary, "primary": primary, "overall_gain": overall,
+        "kept_path": [{"node": n.id, "title": n.title, "gain": n.gain, "gain_low": n.gain_low,
+                       "gain_high": n.gain_high} for n in (_kept_path(store, best) if best else [])],
+        "reverted": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis, "gain": n.gain}
+                     for n in nodes if n.status == "reverted"],
+        "crashed": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis} for n in nodes
+                    if n.status == "crashed"],
+        "invalid": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis} for n in nodes
+                    if n.status == "invalid"],
+        "constraints": [c.model_dump() for c in store.constraints()],
+        "alerts": [a.model_dump() for a in store.alerts()],
+        "sweep": {"baseline": _sweep_series(store, root) if root else [],
+                  "best": _sweep_series(store, best) if best else []},
+        "launch_command": launch_command(spec, best.config, store.meta("binary"), store.meta("model"))
+        if best else None,
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def _num(value: float | None, fmt: str = ".1f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown."""
+    s, p, g = report["summary"], report["primary"], report["overall_gain"]
+    lines = [f"# Campaign {s['campaign']} ({s['spec']})", "",
+             f"{s['actions']} actions in {s['elapsed_s'] or 0:.0f} s: {s['kept']} kept, {s['reverted']} reverted, "
+             f"{s['crashed']} crashed, {s['invalid']} invalid.", "", "## Primary operating point", "",
+             "| | output tok/s | TTFT p50 ms | TPOT p50 ms |", "|---|---|---|---|"]
+    for label in ("baseline", "best"):
+        if label in p:
+            row = p[label]
+            lines.append(f"| {label} (node {row['node']}) | {_num(row['output_throughput'])} | "
+                         f"{_num(row['median_ttft_ms'], '.0f')} | {_num(row['median_tpot_ms'])} |")
+    if g and "rel_change" in g:
+        lines += ["", f"Gain of the best configuration over the defaults: **{_pct(g['rel_change'])}** "
+                      f"({g['confidence']:.0%} interval {_pct(g['ci_low'])} to {_pct(g['ci_high'])}, "
+                      f"{g['n_baseline']} + {g['n_candidate']} repeats)."]
+    elif g:
+        lines += ["", f"Overall gain not computed: {g.get('error')}"]
+    lines += ["", "## Across the sweep", "", "![Pareto frontier](pareto.svg)", "",
+              "| concurrency | baseline tok/s | best tok/s |", "|---|---|---|"]
+    base_pts = {c: x for x, _, c in report["sweep"]["baseline"]}
+    best_pts = {c: x for x, _, c in report["sweep"]["best"]}
+    for conc in sorted(set(base_pts) | set(best_pts)):
+        lines.append(f"| {conc} | {_num(base_pts.get(conc))} | {_num(best_pts.get(conc))} |")
+    lines += ["", "## Kept path", ""]
+    for step in report["kept_path"]:
+        lines.append(f"- node {step['node']}: {step['title']} {_pct(step['gain'])} "
+                     f"[{_pct(step['gain_low'])}, {_pct(step['gain_high'])}]")
+    for title, key in (("Reverted", "reverted"), ("Crashed", "crashed"), ("Invalid measurements", "invalid")):
+        if report[key]:
+            lines += ["", f"## {title}", ""]
+            lines += [f"- node {n['node']}: {n['title']}: {n['diagnosis']}" for n in report[key]]
+    if report["alerts"]:
+        lines += ["", "## Critic alerts", ""]
+        lines += [f"- [{a['severity']}] {a['kind']}: {a['message']}" for a in report["alerts"]]
+    if report["launch_command"]:
+        lines += ["", "## Best configuration", "", "```sh", report["launch_command"], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(store: CampaignStore) -> dict[str, Any]:
+    """Write report.md, report.json and pareto.svg into the run folder; return the report data."""
+    report = build_report(store)
+    run_dir = store.run_dir
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (run_dir / "report.md").write_text(render_markdown(report))
+    series = {"baseline (defaults)": report["sweep"]["baseline"], "best": report["sweep"]["best"]}
+    (run_dir / "pareto.svg").write_text(pareto_svg(series))
+    return report

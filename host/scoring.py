@@ -1,0 +1,53 @@
+"""The score of a candidate action, with every term kept for the node and the TUI.
+
+score(a) = U · G(a) · (1 − p_crash[k]) · (1 − p_regress[k]) / C(a)  +  c · sqrt(ln N / n[k])
+"""
+
+from __future__ import annotations
+
+import math
+
+from arbor.kb.models import Prior
+
+from .models import ScoreTerms
+
+# Which profile categories an action's layer can speed up; layers that shape the whole
+# step (scheduling, runtime, batching) act on all of the time.
+LAYER_TARGETS = {
+    "attention": ("attention",),
+    "gemm": ("gemm",),
+    "moe": ("moe",),
+    "communication": ("communication",),
+    "parallelism": ("communication", "gemm"),
+    "norm": ("norm_elementwise",),
+    "sampling": ("sampling",),
+    "kernels": ("gemm", "attention"),
+}
+
+
+def time_share(layer: str | None, categories: dict[str, float] | None) -> float:
+    """The profiled share of time the action can act on (1.0 when unknown or whole-step)."""
+    if not categories or layer not in LAYER_TARGETS:
+        return 1.0
+    return max(0.05, sum(categories.get(c, 0.0) for c in LAYER_TARGETS[layer]))
+
+
+def urgency(current: float | None, target: float | None, maximum: float) -> float:
+    """1 when the throughput target is met, rising toward `maximum` as the gap grows."""
+    if not target or current is None or current >= target:
+        return 1.0
+    gap = (target - current) / target
+    return 1.0 + (maximum - 1.0) * min(1.0, gap)
+
+
+def score(prior: Prior, share: float, urgency_value: float, cost_s: float, unit_cost_s: float, exploration: float,
+          n_total: int, n_category: int) -> ScoreTerms:
+    """All terms of the score for one candidate."""
+    gain = share * prior.speedup * prior.multiplier
+    cost = max(0.05, cost_s / max(unit_cost_s, 1e-6))
+    exploit = urgency_value * gain * (1 - prior.p_crash) * (1 - prior.p_regress) / cost
+    explore = exploration * math.sqrt(math.log(max(n_total, 1) + 1) / (n_category + 1))
+    return ScoreTerms(urgency=urgency_value, time_share=share, speedup=prior.speedup, multiplier=prior.multiplier,
+                      gain=gain, p_crash=prior.p_crash, p_regress=prior.p_regress, cost_s=cost_s, cost=cost,
+                      exploit=exploit, explore=explore, n_total=n_total, n_category=n_category,
+                      prior_level=prior.level, prior_n=prior.n, score=exploit + explore)

@@ -1,0 +1,154 @@
+"""The host's view of the five MCP servers: typed calls, in-memory by default, URLs when the spec names them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+
+from arbor.servers import bench as bench_server
+from arbor.servers import kb as kb_server
+from arbor.servers import profiler as profiler_server
+from arbor.servers import serving as serving_server
+from arbor.tools.serving.stack import StackSpec
+
+from .mcp_calls import call
+
+STACK = "campaign"
+
+
+class Timer:
+    """Wall time spent in the tools, by kind, to tell host overhead apart."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.spent[kind] = self.spent.get(kind, 0.0) + seconds
+
+    def total(self) -> float:
+        return sum(self.spent.values())
+
+
+class Services:
+    """MCP clients for serving, bench, profiler and kb, opened together and closed together."""
+
+    def __init__(self, runs_root: Path, run_name: str, stack: StackSpec, kb_path: Path,
+                 endpoints: dict[str, str] | None = None, say: Callable[[str], None] | None = None) -> None:
+        self.runs_root, self.run_name, self.stack, self.kb_path = runs_root, run_name, stack, kb_path
+        self.endpoints = endpoints or {}
+        self.say = say or (lambda _: None)
+        self.timer = Timer()
+        self._stack = AsyncExitStack()
+        self._serving_server: Any = None
+
+    async def __aenter__(self) -> Services:
+        def target(name: str, make: Callable[[], Any]) -> Any:
+            return self.endpoints.get(name) or make()
+
+        self._serving_server = None if "serving" in self.endpoints else serving_server.create_server(
+            self.runs_root, {STACK: self.stack}, include_demo=False)
+        self.serving_client = await self._stack.enter_async_context(Client(
+            self.endpoints.get("serving") or self._serving_server))
+        self.bench_client = await self._stack.enter_async_context(Client(
+            target("bench", lambda: bench_server.create_server(self.runs_root))))
+        self.profiler_client = await self._stack.enter_async_context(Client(
+            target("profiler", lambda: profiler_server.create_server(self.runs_root))))
+        self.kb_client = await self._stack.enter_async_context(Client(
+            target("kb", lambda: kb_server.create_server(self.kb_path, self.runs_root))))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._stack.aclose()
+        finally:
+            if self._serving_server is not None:
+                self._serving_server.fleet.close()
+
+    async def timed(self, kind: str, client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Call a tool and book its wall time under `kind`."""
+        started = time.monotonic()
+        try:
+            return await call(client, tool, args)
+        finally:
+            self.timer.add(kind, time.monotonic() - started)
+
+    # serving ------------------------------------------------------------
+    async def launch(self, config: dict[str, Any], name: str) -> dict[str, Any]:
+        """Start the stack with `config`; the outcome has ok, server and failure."""
+        return await self.timed("server", self.serving_client, "launch_server",
+                                {"stack": STACK, "knobs": config, "run_dir": self.run_name, "name": name})
+
+    async def stop(self, server_id: str) -> dict[str, Any]:
+        """Stop a server's process group."""
+        return await self.timed("server", self.serving_client, "stop_server", {"server_id": server_id, "grace_s": 10})
+
+    async def probe(self, server_id: str) -> dict[str, Any]:
+        """Health and one token."""
+        return await self.timed("server", self.serving_client, "probe_server",
+                                {"server_id": server_id, "timeout_s": 60})
+
+    async def status(self, server_id: str) -> dict[str, Any]:
+        """A server's state."""
+        return await call(self.serving_client, "server_status", {"server_id": server_id})
+
+    # bench --------------------------------------------------------------
+    async def bench(self, base_url: str, workload: dict[str, Any], label: str) -> dict[str, Any]:
+        """One benchmark repeat; returns the result and its path."""
+        out = await self.timed("bench", self.bench_client, "run_bench", {"base_url": base_url, "workload": workload,
+                                                                  "repeats": 1, "run_dir": self.run_name,
+                                                                  "label": label})
+        return {"result": out["results"][0], "path": out["paths"][0]}
+
+    async def compare(self, baseline: list[str], candidate: list[str], confidence: float) -> dict[str, Any]:
+        """Relative change of output throughput with its interval."""
+        return await call(self.bench_client, "compare_results", {"baseline": baseline, "candidate": candidate,
+                                                          "metric": "output_throughput", "confidence": confidence})
+
+    async def sweep(self, base_url: str, workload: dict[str, Any], concurrencies: list[int], per: int,
+                    minimum: int, label: str) -> dict[str, Any]:
+        """A concurrency sweep with its Pareto frontier."""
+        return await self.timed("bench", self.bench_client, "run_sweep", {
+            "base_url": base_url, "workload": workload, "concurrencies": concurrencies,
+            "prompts_per_concurrency": per, "min_prompts": minimum, "run_dir": self.run_name, "label": label})
+
+    async def parity_reference(self, base_url: str, model: str) -> dict[str, Any]:
+        """Greedy reference outputs of the baseline."""
+        return await self.timed("gate", self.bench_client, "parity_collect", {"base_url": base_url, "model": model,
+                                                                       "run_dir": self.run_name,
+                                                                       "name": "reference"})
+
+    async def parity_check(self, base_url: str, model: str, reference: str, min_agreement: float) -> dict[str, Any]:
+        """The accuracy gate against the reference."""
+        return await self.timed("gate", self.bench_client, "parity_check", {"base_url": base_url, "model": model,
+                                                                     "reference": reference,
+                                                                     "min_agreement": min_agreement})
+
+    # profiler -----------------------------------------------------------
+    async def profile(self, pid: int, base_url: str, workload: dict[str, Any], seconds: float,
+                      name: str) -> dict[str, Any]:
+        """Where the time goes, with load on."""
+        return await self.timed("profile", self.profiler_client, "profile_server", {
+            "pid": pid, "base_url": base_url, "workload": workload, "seconds": seconds, "run_dir": self.run_name,
+            "name": name})
+
+    async def diff(self, before: str, after: str) -> dict[str, Any]:
+        """Category shifts between two saved profiles."""
+        return await call(self.profiler_client, "diff_profiles", {"before": before, "after": after})
+
+    # kb -----------------------------------------------------------------
+    async def priors(self, context: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+        """The knowledge base's prior for a change."""
+        return await call(self.kb_client, "action_priors", {"context": context, "change": change})
+
+    async def record(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Record an evaluated action."""
+        return await call(self.kb_client, "record_outcome", outcome)
+
+    async def distill(self, campaign: str) -> dict[str, Any]:
+        """Distil the campaign into entries."""
+        return await call(self.kb_client, "distill_campaign", {"campaign": campaign})

@@ -1,0 +1,196 @@
+"""The campaign spec: target, knob space, workload, gates, target throughput, budget, search constants, agent.
+
+Loaded from TOML and validated strictly; every error names the key it is about.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from arbor.tools.errors import InputError
+from arbor.tools.serving.knobs import Knob
+from arbor.tools.serving.stack import StackKind, StackSpec
+
+Strict = ConfigDict(extra="forbid")
+DEFAULT = "default"  # binary/model value meaning "the built-in demo target"
+
+
+class SearchKnob(Knob):
+    """A knob with the values the search may try (its domain)."""
+
+    values: list[bool | int | float | str] = Field(min_length=1, description="the values the search may try")
+
+    @model_validator(mode="after")
+    def _domain_fits(self) -> SearchKnob:
+        self.values = [self.validate_value(v) for v in self.values]
+        return self
+
+
+class Target(BaseModel):
+    """What to optimize: the stack and its fixed arguments."""
+
+    model_config = Strict
+
+    stack: StackKind
+    binary: str | None = Field(None, description='path, or "default" for the built-in llama-server build')
+    model: str = Field(min_length=1, description='model path or id, or "default" for the demo SmolLM2 model')
+    served_model_name: str | None = None
+    base_args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = None
+    health_path: str = "/health"
+    ready_timeout_s: float = Field(300.0, gt=0, le=86_400)
+    stall_timeout_s: float = Field(120.0, gt=0, le=86_400)
+    hardware: str = Field("auto", description='hardware label for the knowledge base; "auto" reads /proc/cpuinfo')
+    model_family: str | None = None
+    framework_version: str | None = Field(None, description='"auto" asks the binary; None leaves it unknown')
+
+
+class Workload(BaseModel):
+    """The primary operating point and the sweep."""
+
+    model_config = Strict
+
+    input_len: int = Field(128, ge=1, le=1_000_000)
+    output_len: int = Field(64, ge=1, le=1_000_000)
+    concurrency: int = Field(16, ge=1, le=100_000)
+    num_prompts: int = Field(32, ge=1, le=1_000_000)
+    sweep: list[int] = Field(default_factory=lambda: [1, 4, 16, 32], min_length=1)
+    sweep_prompts_per_concurrency: int = Field(2, ge=1, le=1000)
+    sweep_min_prompts: int = Field(8, ge=1, le=100_000)
+    seed: int = Field(0, ge=0)
+    warmup: int = Field(1, ge=0, le=1000)
+    endpoint: Literal["completions", "chat"] = "completions"
+
+    @model_validator(mode="after")
+    def _positive(self) -> Workload:
+        if any(c < 1 for c in self.sweep):
+            raise ValueError("sweep concurrencies must be >= 1")
+        return self
+
+
+class Gates(BaseModel):
+    """What a candidate must pass before its throughput counts."""
+
+    model_config = Strict
+
+    accuracy: Literal["parity", "gsm8k", "none"] = "parity"
+    min_agreement: float = Field(0.5, ge=0, le=1, description="parity: share of prompts with identical greedy output")
+    task_accuracy_floor: float | None = Field(None, ge=0, le=1, description="gsm8k: relative to the baseline's score")
+    gsm8k_limit: int = Field(100, ge=1)
+    ttft_p50_max_ms: float | None = Field(None, gt=0)
+    tpot_p50_max_ms: float | None = Field(None, gt=0)
+    min_completion_rate: float = Field(1.0, ge=0, le=1)
+    pareto_tolerance: float = Field(0.05, ge=0, le=1, description="largest throughput loss allowed at a sweep point")
+
+
+class Budget(BaseModel):
+    """When to stop."""
+
+    model_config = Strict
+
+    wall_clock_s: float = Field(600.0, gt=0, le=30 * 86_400)
+    max_actions: int = Field(50, ge=1, le=1_000_000)
+    llm_usd: float = Field(0.0, ge=0)
+
+
+class Search(BaseModel):
+    """Constants of the score and the keep decision (see the design's score formula)."""
+
+    model_config = Strict
+
+    exploration: float = Field(0.02, ge=0, description="c in c*sqrt(ln N / n[k])")
+    min_gain: float = Field(0.02, ge=0, description="keep only if the lower confidence bound exceeds this")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    min_repeats: int = Field(2, ge=2, le=100)
+    baseline_repeats: int = Field(3, ge=2, le=100, description="repeats of the defaults every change is compared to")
+    max_repeats: int = Field(4, ge=2, le=100)
+    max_cv: float = Field(0.05, gt=0, description="coefficient of variation above this asks for more repeats")
+    too_good: float = Field(0.5, gt=0, description="a gain above this from a low-prior action is re-measured")
+    score_threshold: float = Field(1e-4, ge=0, description="stop when no candidate scores above this")
+    urgency_max: float = Field(2.0, ge=1.0)
+    restart_cost_s: float = Field(5.0, ge=0)
+    profile_seconds: float = Field(4.0, gt=0, le=600)
+    max_depth: int = Field(8, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _repeats(self) -> Search:
+        if self.max_repeats < self.min_repeats:
+            raise ValueError("max_repeats must be >= min_repeats")
+        return self
+
+
+class Agent(BaseModel):
+    """Who proposes actions."""
+
+    model_config = Strict
+
+    backend: Literal["offline", "anthropic", "openai"] = "offline"
+    models: dict[str, str] = Field(default_factory=dict)
+
+
+class CampaignSpec(BaseModel):
+    """A whole campaign."""
+
+    model_config = Strict
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    target: Target
+    knobs: list[SearchKnob] = Field(min_length=1)
+    workload: Workload = Field(default_factory=Workload)
+    gates: Gates = Field(default_factory=Gates)
+    throughput_target: float | None = Field(None, gt=0, description="output tok/s at the primary point")
+    budget: Budget = Field(default_factory=Budget)
+    search: Search = Field(default_factory=Search)
+    agent: Agent = Field(default_factory=Agent)
+
+    @model_validator(mode="after")
+    def _unique_knobs(self) -> CampaignSpec:
+        names = [k.name for k in self.knobs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"knob names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        return self
+
+    def stack_spec(self, binary: str | None, model: str) -> StackSpec:
+        """The serving stack for this campaign (binary and model resolved)."""
+        t = self.target
+        return StackSpec(kind=t.stack, model=model, binary=binary, served_model_name=t.served_model_name,
+                         base_args=t.base_args, env=t.env, command=t.command, health_path=t.health_path,
+                         knobs=[Knob(**k.model_dump(exclude={"values"})) for k in self.knobs],
+                         ready_timeout_s=t.ready_timeout_s, stall_timeout_s=t.stall_timeout_s)
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {where}: {first['msg']}{more}"
+
+
+def parse_spec(text: str, source: str) -> CampaignSpec:
+    """Validate a campaign spec from TOML text; InputError naming the key on any problem."""
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_describe(exc, source)) from exc
+
+
+def load_spec(path: Path | None) -> CampaignSpec:
+    """The campaign at `path`, or the built-in demo when None."""
+    if path is None:
+        return parse_spec(resources.files(__package__).joinpath("campaigns", "demo.toml").read_text(),
+                          "built-in demo campaign")
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read campaign {path}: {exc.strerror or exc}") from exc
+    return parse_spec(text, str(path))

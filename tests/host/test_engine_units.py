@@ -1,0 +1,110 @@
+"""The engine's pure parts: proposals, constraints, refinements, scoring terms, Critic rules, store invariants."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from arbor.host import critic, policy
+from arbor.host.models import Action
+from arbor.host.scoring import score, time_share, urgency
+from arbor.host.spec import load_spec
+from arbor.host.store import CampaignStore
+from arbor.kb.models import Prior
+
+SPEC = load_spec(None)
+
+
+def constraint(store: CampaignStore, knob: str, op: str, value, requires=None):
+    store.add_constraint(knob, op, value, "test", {}, None, requires)
+    return store.constraints()
+
+
+def test_proposals_cover_the_knob_space_once(tmp_path: Path) -> None:
+    actions = policy.propose(SPEC, {}, set(), [])
+    changes = [a.change for a in actions]
+    expected = sum(len(k.values) for k in SPEC.knobs)
+    assert len(changes) == expected
+    assert {"parallel": 16} in changes and {"cont_batching": False} in changes
+    # a quantized V cache comes with its prerequisite
+    assert {"cache_type_v": "q8_0", "flash_attn": "on"} in changes
+    evaluated = {policy.config_key({"parallel": 16})}
+    assert {"parallel": 16} not in [a.change for a in policy.propose(SPEC, {}, evaluated, [])]
+    current = policy.propose(SPEC, {"parallel": 16}, set(), [])
+    assert {"parallel": 16} not in [a.change for a in current]
+
+
+def test_constraints_prune_regions_unless_their_requirement_is_met(tmp_path: Path) -> None:
+    store = CampaignStore(tmp_path)
+    rules = constraint(store, "parallel", "ge", 24)
+    changes = [a.change for a in policy.propose(SPEC, {}, set(), rules)]
+    assert {"parallel": 16} in changes and {"parallel": 24} not in changes and {"parallel": 32} not in changes
+    rules = constraint(store, "cache_type_k", "eq", "q4_0", {"flash_attn": "on"})
+    assert policy.violates(rules, {"cache_type_k": "q4_0"}) is not None
+    assert policy.violates(rules, {"cache_type_k": "q4_0", "flash_attn": "on"}) is None
+
+
+def test_crash_regions() -> None:
+    up = Action(title="x", category="config", change={"parallel": 32})
+    assert policy.crash_region(SPEC, {"parallel": 8}, up) == ("parallel", "ge", 32)
+    down = Action(title="x", category="config", change={"parallel": 2})
+    assert policy.crash_region(SPEC, {"parallel": 8}, down) == ("parallel", "le", 2)
+    assert policy.crash_region(SPEC, {}, up) == ("parallel", "eq", 32), "from an unknown default, only the value"
+    choice = Action(title="x", category="config", change={"flash_attn": "on"})
+    assert policy.crash_region(SPEC, {}, choice) == ("flash_attn", "eq", "on")
+
+
+def test_refinements_after_a_regression() -> None:
+    regressed = Action(title="x", category="config", layer="scheduler", change={"parallel": 32})
+    refined = policy.refine_after_regression(SPEC, {"parallel": 8}, regressed, set(), [])
+    changes = [a.change for a in refined]
+    assert {"parallel": 20} in changes, "half step"
+    assert {"parallel": 2} in changes, "other direction (the nearest value below in the domain)"
+    assert all(a.proposer == "introspection" for a in refined)
+    needs = Action(title="x", category="config", change={"cache_type_v": "q8_0"})
+    assert {"cache_type_v": "q8_0", "flash_attn": "on"} in [
+        a.change for a in policy.refine_after_regression(SPEC, {}, needs, set(), [])]
+
+
+def test_score_terms() -> None:
+    prior = Prior(speedup=0.2, p_crash=0.1, p_regress=0.5, multiplier=1.25, level="exact", n=3)
+    terms = score(prior, share=0.8, urgency_value=1.5, cost_s=60, unit_cost_s=30, exploration=0.02, n_total=4,
+                  n_category=1)
+    assert terms.gain == pytest.approx(0.8 * 0.2 * 1.25)
+    assert terms.cost == pytest.approx(2.0)
+    assert terms.exploit == pytest.approx(1.5 * 0.2 * 0.9 * 0.5 / 2.0)
+    assert terms.explore == pytest.approx(0.02 * (__import__("math").log(5) / 2) ** 0.5)
+    assert terms.score == pytest.approx(terms.exploit + terms.explore)
+    assert urgency(100, 160, 2.0) == pytest.approx(1 + 60 / 160) and urgency(200, 160, 2.0) == 1.0
+    assert time_share("attention", {"attention": 0.3, "gemm": 0.6}) == 0.3
+    assert time_share("scheduler", {"attention": 0.3}) == 1.0
+
+
+def test_critic_rules() -> None:
+    result = {"fingerprint": {"input_len": 128}, "max_concurrent_requests": 16, "lengths_ok": True, "completed": 32,
+              "failed": 0, "input_len_check": {}, "output_len_check": {}}
+    assert critic.check_result(SPEC, result, {"input_len": 128}, "p").stable
+    drifted = critic.check_result(SPEC, result | {"fingerprint": {"input_len": 64}}, {"input_len": 128}, "p")
+    assert not drifted.stable and drifted.retest and drifted.findings[0].kind == "fingerprint_mismatch"
+    few = critic.check_result(SPEC, result | {"max_concurrent_requests": 3}, None, "p")
+    assert few.retest and few.findings[0].kind == "concurrency_drift"
+    noisy = critic.check_repeats(SPEC, [100.0, 130.0], 0.1, 0.05, False)
+    assert noisy.more_repeats and noisy.findings[0].kind == "noisy"
+    too_good = critic.check_repeats(SPEC, [100.0, 101.0], 0.9, 0.05, False)
+    assert too_good.confirm and not critic.check_repeats(SPEC, [100.0, 101.0], 0.9, 0.05, True).confirm
+
+
+def test_store_is_append_only_and_resumable(tmp_path: Path) -> None:
+    store = CampaignStore(tmp_path)
+    node = store.add_node(parent=None, depth=0, status="running", title="t", category="config", kind="config",
+                          change={"a": 1}, config={"a": 1}, proposer="test")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.conn.execute("UPDATE events SET kind = 'x'")
+    store.close()
+    again = CampaignStore(tmp_path)
+    assert again.node(node.id).change == {"a": 1}
+    with pytest.raises(sqlite3.IntegrityError):
+        again.add_node(parent=None, depth=0, status="dreaming", title="t", category="c", kind="config", change={},
+                       config={}, proposer="test")
