@@ -273,7 +273,8 @@ class Campaign:
         constraints = self.store.constraints()
         evaluated = self.evaluated_keys()
         proposed = [n for n in self.store.nodes("proposed") if n.kind != "baseline"]
-        known = {policy.config_key(n.config) for n in proposed}
+        # Proposals made under an earlier baseline apply to the current one now: compare on that.
+        known = {policy.config_key(policy.apply(base.config, n.change)) for n in proposed}
         for action in policy.propose(self.spec, base.config, evaluated, constraints):
             config = policy.apply(base.config, action.change)
             if policy.config_key(config) not in known:

@@ -25,8 +25,9 @@ VOCAB_SIZE = 50_000
 class Stub:
     def __init__(self, ttft_ms: float, itl_ms: float, drop_after: int | None, usage: bool,
                  profile_dir: str | None = None, garble: bool = False, short_output: bool = False,
-                 jitter_ms: float = 0.0) -> None:
+                 jitter_ms: float = 0.0, noisy: int = 0) -> None:
         self.profile_dir = profile_dir
+        self.noisy = noisy
         self.garble, self.short_output, self.jitter = garble, short_output, jitter_ms / 1000.0
         self.profiling_since: int | None = None
         self.ttft = ttft_ms / 1000.0
@@ -119,6 +120,11 @@ class Stub:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked"
                      b"\r\nConnection: close\r\n\r\n")
         due = received + self.ttft
+        itl = self.itl
+        if self.noisy:
+            # Speed flips between two regimes every `noisy` requests (one benchmark repeat): about
+            # 5% faster on average, but one repeat runs fast and the next slow.
+            itl *= 0.45 if ((self.requests - 1) // self.noisy) % 2 == 0 else 1.45
         for i in range(n_out):
             delay = due - time.monotonic()
             if delay > 0:
@@ -131,7 +137,7 @@ class Stub:
             self.chunk(writer, {"object": "chat.completion.chunk" if chat else "text_completion",
                                 "choices": [choice]})
             await writer.drain()
-            due += self.itl + (random.uniform(0, self.jitter) if self.jitter else 0.0)
+            due += itl + (random.uniform(0, self.jitter) if self.jitter else 0.0)
         if self.usage:
             self.chunk(writer, {"choices": [], "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out,
                                                          "total_tokens": n_prompt + n_out}})
@@ -142,7 +148,7 @@ class Stub:
     async def complete(self, writer: asyncio.StreamWriter, req: dict, chat: bool) -> None:
         """A non-streaming answer: one JSON body after the whole (delayed) generation."""
         n_out = int(req.get("max_tokens", 16))
-        await asyncio.sleep(self.ttft + self.itl * max(0, n_out - 1))
+        await asyncio.sleep(self.ttft)  # no per-token pacing: timing is what the streaming path measures
         text = " ".join(["garbled" if self.garble else "tok"] * n_out)
         choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
         await self.json(writer, {"object": "chat.completion" if chat else "text_completion", "choices": [choice],
@@ -175,13 +181,16 @@ def main() -> None:
     parser.add_argument("--garble", action="store_true", help="answer greedy requests with different text")
     parser.add_argument("--short-output", action="store_true", help="stop streams at half the asked length")
     parser.add_argument("--jitter-ms", type=float, default=0.0, help="random extra delay per token")
+    parser.add_argument("--noisy", type=int, default=0, metavar="N",
+                        help="speed flips between two regimes every N streamed requests: noisy, slightly faster")
     args = parser.parse_args()
     if args.fail_start:
         print("loading model", flush=True)
         print("error: simulated failure: CUDA out of memory. Tried to allocate 2.00 GiB", flush=True)
         sys.exit(1)
     asyncio.run(serve(args.port, Stub(args.ttft_ms, args.itl_ms, args.drop_after, not args.no_usage,
-                                      args.profile_dir, args.garble, args.short_output, args.jitter_ms)))
+                                      args.profile_dir, args.garble, args.short_output, args.jitter_ms,
+                                      args.noisy)))
 
 
 if __name__ == "__main__":
