@@ -80,7 +80,10 @@ async def run_campaign(run_dir: Path, say: Say) -> dict[str, Any]:
         stack = spec.stack_spec(store.meta("binary"), store.meta("model"))
         store.set_meta("state", "running")
         store.event("session_started", None, pid=os.getpid())
-        async with Services(run_dir.parent, run_dir.name, stack, Path(store.meta("kb_path")), say=say) as svc:
+        endpoints = spec.servers.endpoints()
+        token = os.environ.get(spec.servers.token_env)
+        async with Services(run_dir.parent, run_dir.name, stack, Path(store.meta("kb_path")), endpoints, say,
+                            token) as svc:
             campaign = Campaign(spec, run_dir, store, svc, store.meta("context"), say)
             started = time.monotonic()
             try:

@@ -20,7 +20,7 @@ from arbor.tools.procs import reap_orphans
 from arbor.tools.provision import ensure_default_target
 
 from .campaign import new_run, report_only, run_campaign
-from .errors import HostError
+from .errors import HostError, first_cause
 from .kb_cli import app as kb_app
 from .spec import load_spec
 
@@ -78,10 +78,15 @@ def _run_session(run_dir: Path) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = asyncio.run(run_campaign(run_dir, _say))
-    except (ArborError, HostError) as exc:
-        _fail(str(exc))
     except KeyboardInterrupt:
         _fail(f"interrupted; the server was stopped. Continue with: arbor-host resume {run_dir}", 130)
+    except BaseException as exc:  # noqa: BLE001 - MCP task groups wrap our errors in exception groups
+        cause = first_cause(exc)
+        if isinstance(cause, KeyboardInterrupt):
+            _fail(f"interrupted; the server was stopped. Continue with: arbor-host resume {run_dir}", 130)
+        if not isinstance(cause, (ArborError, HostError)):
+            raise
+        _fail(f"{cause}. The run folder keeps everything: arbor-host resume {run_dir}")
     _summary(report)
     typer.echo(f"report: {run_dir / 'report.md'}")
 

@@ -8,7 +8,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from arbor.servers import bench as bench_server
 from arbor.servers import kb as kb_server
@@ -16,6 +18,7 @@ from arbor.servers import profiler as profiler_server
 from arbor.servers import serving as serving_server
 from arbor.tools.serving.stack import StackSpec
 
+from .errors import HostError, first_cause
 from .mcp_calls import call
 
 STACK = "campaign"
@@ -38,9 +41,11 @@ class Services:
     """MCP clients for serving, bench, profiler and kb, opened together and closed together."""
 
     def __init__(self, runs_root: Path, run_name: str, stack: StackSpec, kb_path: Path,
-                 endpoints: dict[str, str] | None = None, say: Callable[[str], None] | None = None) -> None:
+                 endpoints: dict[str, str] | None = None, say: Callable[[str], None] | None = None,
+                 token: str | None = None) -> None:
         self.runs_root, self.run_name, self.stack, self.kb_path = runs_root, run_name, stack, kb_path
         self.endpoints = endpoints or {}
+        self.token = token
         self.say = say or (lambda _: None)
         self.timer = Timer()
         self._stack = AsyncExitStack()
@@ -48,18 +53,33 @@ class Services:
 
     async def __aenter__(self) -> Services:
         def target(name: str, make: Callable[[], Any]) -> Any:
-            return self.endpoints.get(name) or make()
+            url = self.endpoints.get(name)
+            if url is None:
+                return make()
+            if not self.token:
+                return url
+            # A remote server off loopback wants a bearer token on every request.
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.token}"}, timeout=None)
+            return streamable_http_client(url, http_client=http)
 
         self._serving_server = None if "serving" in self.endpoints else serving_server.create_server(
             self.runs_root, {STACK: self.stack}, include_demo=False)
-        self.serving_client = await self._stack.enter_async_context(Client(
-            self.endpoints.get("serving") or self._serving_server))
-        self.bench_client = await self._stack.enter_async_context(Client(
-            target("bench", lambda: bench_server.create_server(self.runs_root))))
-        self.profiler_client = await self._stack.enter_async_context(Client(
-            target("profiler", lambda: profiler_server.create_server(self.runs_root))))
-        self.kb_client = await self._stack.enter_async_context(Client(
-            target("kb", lambda: kb_server.create_server(self.kb_path, self.runs_root))))
+        makers: dict[str, Callable[[], Any]] = {
+            "serving": lambda: self._serving_server,
+            "bench": lambda: bench_server.create_server(self.runs_root),
+            "profiler": lambda: profiler_server.create_server(self.runs_root),
+            "kb": lambda: kb_server.create_server(self.kb_path, self.runs_root),
+        }
+        for name, make in makers.items():
+            try:
+                client = await self._stack.enter_async_context(Client(target(name, make)))
+            except BaseException as exc:  # noqa: BLE001 - connection failures arrive wrapped in task groups
+                await self.__aexit__(None, None, None)
+                where = self.endpoints.get(name, "in-process")
+                cause = first_cause(exc)
+                raise HostError(f"cannot connect to the {name} MCP server ({where}): {cause}"
+                                + (" (wrong or missing bearer token?)" if name in self.endpoints else "")) from exc
+            setattr(self, f"{name}_client", client)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

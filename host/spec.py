@@ -134,6 +134,22 @@ class Agent(BaseModel):
     models: dict[str, str] = Field(default_factory=dict)
 
 
+class Servers(BaseModel):
+    """Remote MCP endpoints (streamable HTTP URLs, e.g. on a GPU node); unset ones run in-process."""
+
+    model_config = Strict
+
+    serving: str | None = Field(None, pattern=r"^https?://")
+    bench: str | None = Field(None, pattern=r"^https?://")
+    profiler: str | None = Field(None, pattern=r"^https?://")
+    kb: str | None = Field(None, pattern=r"^https?://")
+    token_env: str = Field("ARBOR_MCP_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$",
+                           description="environment variable holding the bearer token for these endpoints")
+
+    def endpoints(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump(exclude={"token_env"}).items() if v}
+
+
 class CampaignSpec(BaseModel):
     """A whole campaign."""
 
@@ -148,6 +164,7 @@ class CampaignSpec(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     search: Search = Field(default_factory=Search)
     agent: Agent = Field(default_factory=Agent)
+    servers: Servers = Field(default_factory=Servers)
 
     @model_validator(mode="after")
     def _unique_knobs(self) -> CampaignSpec:

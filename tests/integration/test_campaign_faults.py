@@ -125,3 +125,33 @@ async def test_outcomes_reach_the_knowledge_base_once(tmp_path: Path) -> None:
     assert sorted(o.id for o in recorded) == sorted(f"{store.meta('campaign_id')}-{n.id}" for n in evaluated)
     assert {e.kind for e in __import__("arbor.kb.records", fromlist=["entries"]).entries(kb)} >= {"technique"}
     assert (store.run_dir / "report.md").is_file() and (store.run_dir / "pareto.svg").is_file()
+
+
+async def test_remote_bench_server_over_http_with_a_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from tests.conftest import free_port, wait_port
+
+    port = free_port()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("arbor-mcp-bench")), "--http", "--port", str(port),
+                               "--runs-root", str(runs), "--token", "t0ken"], stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, 30)
+        text = SPEC.format(python=sys.executable, stub=str(STUB), max_actions=1, max_repeats=2,
+                           knobs=KNOBS["fast"]) + f'\n[servers]\nbench = "http://127.0.0.1:{port}/mcp"\n'
+        spec = parse_spec(text, "remote campaign")
+        monkeypatch.setenv("ARBOR_MCP_TOKEN", "wrong")
+        refused = new_run(spec, runs, None, True, lambda _: None)
+        from arbor.host.errors import HostError
+
+        with pytest.raises(HostError, match="cannot connect to the bench MCP server .* bearer token"):
+            await run_campaign(refused, lambda _: None)
+        monkeypatch.setenv("ARBOR_MCP_TOKEN", "t0ken")
+        run_dir = new_run(spec, runs, None, True, lambda _: None)
+        report = await run_campaign(run_dir, lambda _: None)
+        assert report["summary"]["kept"] == 1
+    finally:
+        server.terminate()
+        server.wait(10)
