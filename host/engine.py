@@ -170,6 +170,12 @@ class Campaign:
                 self.say(f"stopping: {why}")
                 break
             self.apply_commands()
+            full = critic.check_disk(self.run_dir)
+            if full is not None:
+                self.store.add_alert(full.severity, full.kind, full.message, full.evidence, None, full.needs_human)
+                self.store.event("stopping", None, reason=full.message)
+                self.say(f"stopping: {full.message}")
+                break
             if self.store.meta("paused"):
                 await asyncio.sleep(1.0)
                 continue
@@ -290,7 +296,9 @@ class Campaign:
                                        diagnosis="already measured, or ruled out by a constraint")
                 continue
             if node.config != config:
-                node = self.store.update_node(node.id, config=config, parent=base.id, depth=base.depth + 1)
+                # Proposed under an earlier baseline: re-aimed at the current one.
+                node = self.store.update_node(node.id, config=config, parent=base.id, depth=base.depth + 1,
+                                              title=policy.describe(node.change, base.config))
             candidates.append(await self.score_node(node, base))
         if not candidates:
             return None
@@ -310,11 +318,14 @@ class Campaign:
         prior = await self.svc.priors(self.context, {"category": node.category, "layer": node.layer, "knob": knob,
                                                      "value": value})
         p = Prior.model_validate(prior)
-        if p.level == "global":
-            guess = policy.estimate(self.spec, base.config, node.change)
-            if guess is not None:
-                p = p.model_copy(update={"speedup": guess})
-                prior = prior | {"speedup": guess, "source": "offline policy estimate"}
+        guess = policy.estimate(self.spec, base.config, node.change)
+        if guess is not None and p.level != "exact":
+            # With no history for this value the proposer's estimate stands alone; with history for the
+            # knob (any value) it is averaged in, since pooled values do not know which way this one moves.
+            speedup = guess if p.level == "global" else (p.speedup + guess) / 2
+            p = p.model_copy(update={"speedup": speedup})
+            prior = prior | {"speedup": speedup, "kb_speedup": prior["speedup"], "estimate": guess,
+                             "source": "offline policy estimate" if p.level == "global" else "KB and estimate"}
         profile = self.latest_profile(base)
         evaluated = [n for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline"]
         current = self.primary_mean(base)

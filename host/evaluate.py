@@ -95,7 +95,8 @@ async def evaluate(c: Campaign, node: Node) -> None:
     base = c.baseline_node()
     node = store.update_node(node.id, status="running", started_at=time.time(), attempts=node.attempts + 1)
     terms = node.score_terms
-    c.say(f"[{c.elapsed():5.0f}s/{spec.budget.wall_clock_s:.0f}s] node {node.id}: {node.title} "
+    best = sum(1 for n in store.nodes("kept") if n.kind != "baseline")
+    c.say(f"[{c.elapsed():4.0f}s of {spec.budget.wall_clock_s:.0f}s, {best} kept] node {node.id}: {node.title} "
           f"(score {node.score or 0:.4f}, prior {terms.get('speedup', 0):+.0%} at level {terms.get('prior_level')})")
     outcome = await c.start_server(node.config, f"n{node.id}")
     if not outcome["ok"]:

@@ -83,14 +83,20 @@ def prerequisite(knob: str, value: Any) -> dict[str, Any]:
     return needed
 
 
+def describe(change: dict[str, Any], config: dict[str, Any]) -> str:
+    """A change as an operator reads it: 'parallel: 4 -> 16, flash_attn=on'."""
+    (first, value), *rest = change.items()
+    current = config.get(first)
+    return f"{first}: {'default' if current is None else current} -> {value}" + "".join(
+        f", {k}={v}" for k, v in rest)
+
+
 def _action(knob: SearchKnob, value: Any, current: Any, proposer: str = "offline", rationale: str = "",
             extra: dict[str, Any] | None = None) -> Action:
     change = {knob.name: value} | (extra or {})
-    arrow = f"{knob.name}: {'default' if current is None else current} -> {value}"
-    with_extra = "".join(f", {k}={v}" for k, v in (extra or {}).items())
-    return Action(title=arrow + with_extra, category=knob.category, layer=knob.layer, kind="config",
-                  change=change, rationale=rationale or knob.description or f"try {knob.name}={value}",
-                  proposer=proposer)
+    return Action(title=describe(change, {} if current is None else {knob.name: current}), category=knob.category,
+                  layer=knob.layer, kind="config", change=change,
+                  rationale=rationale or knob.description or f"try {knob.name}={value}", proposer=proposer)
 
 
 def propose(spec: CampaignSpec, config: dict[str, Any], evaluated: set[str],

@@ -68,16 +68,16 @@ def migrate(conn: sqlite3.Connection, path: Path, known: list[tuple[int, str, st
 def connect(path: Path, known: list[tuple[int, str, str]], what: str, upto: int | None = None) -> sqlite3.Connection:
     """Open `path` in WAL mode with a busy timeout and bring it to the current schema."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA synchronous=NORMAL")
-    except sqlite3.DatabaseError as exc:
-        raise MigrationError(f"{path} is not a {what} (SQLite said: {exc})") from exc
-    # Two processes opening a fresh file at once must not both run migration 1.
+    # Two processes opening a fresh file at once must not both switch it to WAL or run migration 1.
     with open(str(path) + ".migrate.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise MigrationError(f"{path} is not a {what} (SQLite said: {exc})") from exc
         try:
             migrate(conn, path, known, what, upto)
         except sqlite3.DatabaseError as exc:

@@ -108,3 +108,15 @@ def test_store_is_append_only_and_resumable(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         again.add_node(parent=None, depth=0, status="dreaming", title="t", category="c", kind="config", change={},
                        config={}, proposer="test")
+
+
+def test_disk_and_leftover_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    assert critic.check_disk(tmp_path) is None
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10 << 30, (10 << 30) - (100 << 20), 100 << 20))
+    finding = critic.check_disk(tmp_path)
+    assert finding.kind == "disk_full" and finding.needs_human and "100 MiB free" in finding.message
+    assert critic.check_leftovers([]) is None and critic.check_leftovers([42]).evidence == {"pids": [42]}

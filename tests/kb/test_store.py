@@ -135,8 +135,10 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
             record_outcome(db, OutcomeIn(campaign="w" + sys.argv[1], context=ctx,
                            change=Change(category="config", knob="max_num_seqs", value=i), result="reverted"))
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", writer, str(n)]) for n in (1, 2)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    procs = [subprocess.Popen([sys.executable, "-c", writer, str(n)], stderr=subprocess.PIPE, text=True)
+             for n in (1, 2)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
     db = open_store(path)
     assert records.stats(db)["outcomes"] == 300
     assert {c: n for c, n in db.execute("SELECT campaign, COUNT(*) FROM outcomes GROUP BY campaign")} == {
