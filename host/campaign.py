@@ -12,6 +12,8 @@ from typing import Any
 from arbor.kb.db import default_path as default_kb_path
 from arbor.tools.provision import ensure_default_target
 
+from .agents.specialist import task_folder
+from .agents.team import Ablation, Team, check_agent, make_backend
 from .engine import Campaign
 from .errors import HostError
 from .report import write_report
@@ -44,8 +46,22 @@ def kb_context(spec: CampaignSpec, binary: str | None, model: str) -> dict[str, 
             "model_family": t.model_family, "framework_version": version}
 
 
-def new_run(spec: CampaignSpec, runs_root: Path, kb: Path | None, fresh_kb: bool, say: Say) -> Path:
+def resolve_kernel_tasks(spec: CampaignSpec) -> CampaignSpec:
+    """Kernel task folders made absolute and checked, so a resumed run finds them from any folder."""
+    tasks = []
+    for task in spec.agent.kernel_tasks:
+        if not task.path.startswith("example:"):
+            task = task.model_copy(update={"path": str(Path(task.path).absolute())})
+        task_folder(task)
+        tasks.append(task)
+    return spec.model_copy(update={"agent": spec.agent.model_copy(update={"kernel_tasks": tasks})})
+
+
+def new_run(spec: CampaignSpec, runs_root: Path, kb: Path | None, fresh_kb: bool, say: Say,
+            ablation: Ablation | None = None) -> Path:
     """Create a run folder and its store for `spec`; returns the folder."""
+    check_agent(spec.agent)
+    spec = resolve_kernel_tasks(spec)
     binary, model = resolve_target(spec, say)
     spec.stack_spec(binary, model)  # validates the stack before anything is created
     run_dir = runs_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}"
@@ -60,6 +76,7 @@ def new_run(spec: CampaignSpec, runs_root: Path, kb: Path | None, fresh_kb: bool
         store.set_meta("model", model)
         store.set_meta("kb_path", str(kb_path))
         store.set_meta("context", kb_context(spec, binary, model))
+        store.set_meta("ablation", (ablation or Ablation()).model_dump())
         store.set_meta("state", "created")
         store.event("created", None, spec=spec.name, kb=str(kb_path))
     finally:
@@ -78,6 +95,7 @@ async def run_campaign(run_dir: Path, say: Say) -> dict[str, Any]:
             raise HostError(f"the campaign in {run_dir} has finished; `arbor-host report {run_dir}` rewrites "
                             "its report")
         stack = spec.stack_spec(store.meta("binary"), store.meta("model"))
+        check_agent(spec.agent)
         store.set_meta("state", "running")
         store.event("session_started", None, pid=os.getpid())
         endpoints = spec.servers.endpoints()
@@ -85,10 +103,16 @@ async def run_campaign(run_dir: Path, say: Say) -> dict[str, Any]:
         async with Services(run_dir.parent, run_dir.name, stack, Path(store.meta("kb_path")), endpoints, say,
                             token) as svc:
             campaign = Campaign(spec, run_dir, store, svc, store.meta("context"), say)
+            backend = make_backend(spec.agent)
+            if backend is not None:
+                campaign.team = Team(spec.agent, spec.budget.llm_usd, store, svc.clients(), backend,
+                                     campaign.ablation, say)
             started = time.monotonic()
             try:
                 await campaign.run()
             finally:
+                if backend is not None:
+                    await backend.aclose()
                 wall = time.monotonic() - started
                 store.set_meta("tool_seconds", svc.timer.spent)
                 store.set_meta("session_wall_s", wall)

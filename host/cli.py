@@ -19,6 +19,7 @@ from arbor.tools.paths import runs_root
 from arbor.tools.procs import reap_orphans
 from arbor.tools.provision import ensure_default_target
 
+from .agents.team import Ablation
 from .campaign import new_run, report_only, run_campaign
 from .errors import HostError, first_cause
 from .kb_cli import app as kb_app
@@ -99,6 +100,11 @@ def run(
     fresh_kb: Annotated[bool, typer.Option("--fresh-kb", help="an isolated knowledge base inside the run")] = False,
     budget_s: Annotated[float | None, typer.Option(help="override the wall-clock budget, seconds")] = None,
     max_actions: Annotated[int | None, typer.Option(help="override the action budget")] = None,
+    no_critic: Annotated[bool, typer.Option("--no-critic", help="ablation: no Critic (LLM or rule-based)")] = False,
+    no_specialists: Annotated[bool, typer.Option("--no-specialists",
+                                                 help="ablation: the Orchestrator implements directly")] = False,
+    single_agent: Annotated[bool, typer.Option("--single-agent", help="ablation: one propose-implement-test "
+                                               "loop, keep if better, no tree, no Critic")] = False,
 ) -> None:
     """Run a campaign end to end: baseline, search, gates, report."""
     try:
@@ -114,7 +120,8 @@ def run(
         _say(f"stopped {len(reaped)} process group(s) left by an earlier run")
     root = (runs_dir or runs_root()).absolute()
     try:
-        run_dir = new_run(spec, root, kb, fresh_kb, _say)
+        ablation = Ablation(critic=not no_critic, specialists=not no_specialists, single_agent=single_agent)
+        run_dir = new_run(spec, root, kb, fresh_kb, _say, ablation)
     except (ArborError, HostError) as exc:
         _fail(str(exc))
     _say(f"run folder: {run_dir}")

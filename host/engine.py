@@ -13,6 +13,8 @@ from arbor.kb.models import Prior
 from arbor.tools.procs import group_members, reap_orphans
 
 from . import critic, policy
+from .agents import orchestrator
+from .agents.team import Ablation, Team
 from .errors import HostError
 from .evaluate import evaluate
 from .models import Action, Node
@@ -36,6 +38,8 @@ class Campaign:
         self.session_start = time.monotonic()
         self.elapsed_before = float(store.meta("elapsed_s", 0.0))
         self.campaign_id = str(store.meta("campaign_id"))
+        self.ablation = Ablation.model_validate(store.meta("ablation") or {})
+        self.team: Team | None = None  # the LLM agents; None runs the offline policy
 
     # bookkeeping ----------------------------------------------------------
     def elapsed(self) -> float:
@@ -278,14 +282,15 @@ class Campaign:
         base = self.baseline_node()
         constraints = self.store.constraints()
         evaluated = self.evaluated_keys()
-        proposed = [n for n in self.store.nodes("proposed") if n.kind != "baseline"]
-        # Proposals made under an earlier baseline apply to the current one now: compare on that.
-        known = {policy.config_key(policy.apply(base.config, n.change)) for n in proposed}
-        for action in policy.propose(self.spec, base.config, evaluated, constraints):
-            config = policy.apply(base.config, action.change)
-            if policy.config_key(config) not in known:
-                self.add_candidate(action, base, config)
-                known.add(policy.config_key(config))
+        if not await self.ask_orchestrator(base):
+            proposed = [n for n in self.store.nodes("proposed") if n.kind != "baseline"]
+            # Proposals made under an earlier baseline apply to the current one now: compare on that.
+            known = {policy.config_key(policy.apply(base.config, n.change)) for n in proposed}
+            for action in policy.propose(self.spec, base.config, evaluated, constraints):
+                config = policy.apply(base.config, action.change)
+                if policy.config_key(config) not in known:
+                    self.add_candidate(action, base, config)
+                    known.add(policy.config_key(config))
         candidates = []
         for node in self.store.nodes("proposed"):
             if node.kind == "baseline":
@@ -307,32 +312,56 @@ class Campaign:
             return None
         return best
 
-    def add_candidate(self, action: Action, parent: Node, config: dict[str, Any]) -> Node:
+    async def ask_orchestrator(self, base: Node) -> bool:
+        """The LLM Orchestrator's proposals for this step; False when it could not be asked (offline fallback)."""
+        if self.team is None or not self.team.available():
+            return False
+        if self.ablation.single_agent:
+            # One propose-implement-test loop: nothing queued, one action at a time.
+            for node in self.store.nodes("proposed"):
+                self.store.update_node(node.id, status="pruned", diagnosis="single agent: not chosen")
+        accepted = await orchestrator.propose(self.team, self, limit=1 if self.ablation.single_agent else 4)
+        if accepted is None:
+            return False
+        for item in accepted:
+            self.add_candidate(item.action, base, item.config, {"proposer_estimate": item.estimate,
+                                                               "proposer_cost_s": item.cost_s, "task": item.task})
+        self.store.event("orchestrator_proposed", base.id, titles=[a.action.title for a in accepted])
+        return True
+
+    def add_candidate(self, action: Action, parent: Node, config: dict[str, Any],
+                      priors: dict[str, Any] | None = None) -> Node:
         return self.store.add_node(parent=parent.id, depth=parent.depth + 1, status="proposed", title=action.title,
                                    category=action.category, layer=action.layer, kind=action.kind,
                                    change=action.change, config=config, rationale=action.rationale,
-                                   proposer=action.proposer)
+                                   proposer=action.proposer, priors=priors or {})
 
     async def score_node(self, node: Node, base: Node) -> Node:
         knob, value = next(iter(node.change.items()))
         prior = await self.svc.priors(self.context, {"category": node.category, "layer": node.layer, "knob": knob,
                                                      "value": value})
         p = Prior.model_validate(prior)
-        guess = policy.estimate(self.spec, base.config, node.change)
+        # The proposer's own estimate (an LLM's) where the KB has no history; else the offline policy's.
+        proposer_estimate = node.priors.get("proposer_estimate")
+        proposer_cost = float(node.priors.get("proposer_cost_s") or 0.0)
+        guess = proposer_estimate if proposer_estimate is not None else policy.estimate(self.spec, base.config,
+                                                                                        node.change)
+        prior |= {k: node.priors[k] for k in ("proposer_estimate", "proposer_cost_s", "task") if k in node.priors}
         if guess is not None and p.level != "exact":
             # With no history for this value the proposer's estimate stands alone; with history for the
             # knob (any value) it is averaged in, since pooled values do not know which way this one moves.
             speedup = guess if p.level == "global" else (p.speedup + guess) / 2
             p = p.model_copy(update={"speedup": speedup})
+            source = "proposer" if proposer_estimate is not None else "offline policy"
             prior = prior | {"speedup": speedup, "kb_speedup": prior["speedup"], "estimate": guess,
-                             "source": "offline policy estimate" if p.level == "global" else "KB and estimate"}
+                             "source": f"{source} estimate" if p.level == "global" else f"KB and {source} estimate"}
         profile = self.latest_profile(base)
         evaluated = [n for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline"]
         current = self.primary_mean(base)
         unit = self.unit_cost()
         terms = score(p, time_share(node.layer, profile), urgency(current, self.spec.throughput_target,
                                                                   self.spec.search.urgency_max),
-                      unit, unit, self.spec.search.exploration, len(evaluated),
+                      unit + proposer_cost, unit, self.spec.search.exploration, len(evaluated),
                       sum(1 for n in evaluated if n.category == node.category))
         return self.store.update_node(node.id, score=terms.score, score_terms=terms.model_dump(), priors=prior)
 

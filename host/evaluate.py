@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 from . import critic, policy
+from .agents import critic_agent
+from .agents.specialist import SpecialistResult, implement, kernel_task
 from .errors import HostError
-from .models import Action, Node
+from .models import Action, Constraint, Node
 
 if TYPE_CHECKING:
     from .engine import Campaign
@@ -53,13 +56,20 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
     base = c.baseline_node()
     lines = [f"line {e['line']}: {e['text']}" for e in failure.get("evidence", [])]
     evidence = {"failure": failure["kind"], "log": failure.get("log_path"), "lines": lines, "node": node.id}
-    region = policy.crash_region(c.spec, base.config, _action(node))
     retry: dict[str, Any] = {}
-    if region is not None:
-        knob, op, value = region
-        retry = {k: v for k, v in policy.prerequisite(knob, value).items() if node.config.get(k) != v}
-        c.store.add_constraint(knob, op, value, f"{failure['kind']}: {failure['summary']}", evidence, node.id,
-                               requires=retry or None)
+    ruling: Constraint | None = None
+    if _llm_critic(c):
+        ruling = await critic_agent.crash_rca(c.team, c, node, failure)  # type: ignore[arg-type]
+    if ruling is not None:
+        retry = {k: v for k, v in ruling.requires.items() if node.config.get(k) != v}
+    elif c.ablation.critic and not c.ablation.single_agent:
+        # The rule-based Critic: the safety net when no LLM Critic answered.
+        region = policy.crash_region(c.spec, base.config, _action(node))
+        if region is not None:
+            knob, op, value = region
+            retry = {k: v for k, v in policy.prerequisite(knob, value).items() if node.config.get(k) != v}
+            c.store.add_constraint(knob, op, value, f"{failure['kind']}: {failure['summary']}", evidence, node.id,
+                                   requires=retry or None)
     c.store.add_alert("error", "crash", f"{node.title} crashed the server: {failure['summary']}", evidence, node.id)
     await _finish(c, node, "crashed", f"{failure['kind']}: {failure['summary']}")
     if retry:
@@ -78,7 +88,9 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
 async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None = None, low: float | None = None,
                     high: float | None = None, refine: bool = True) -> None:
     node = await _finish(c, node, "reverted", diagnosis, gain, low, high)
-    if refine:
+    if refine and _llm_critic(c) and await critic_agent.introspect(c.team, c, node):  # type: ignore[arg-type]
+        refine = False  # the LLM Critic refined or pruned, with evidence
+    if refine and c.ablation.critic and not c.ablation.single_agent:
         base = c.baseline_node()
         for action in policy.refine_after_regression(c.spec, base.config, _action(node), c.evaluated_keys(),
                                                      c.store.constraints()):
@@ -89,9 +101,62 @@ async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None 
     await c.restore_known_good()
 
 
+def _llm_critic(c: Campaign) -> bool:
+    return c.team is not None and c.team.available() and c.ablation.critic and not c.ablation.single_agent
+
+
+async def _kernels(c: Campaign, node: Node) -> None:
+    """Kernel actions go to Domain Specialists; queued kernel actions are dispatched with it, several at once."""
+    team = c.team
+    if team is None or not team.available():
+        c.store.update_node(node.id, status="pruned", diagnosis="no agent can implement it (LLM work stopped)")
+        return
+    role = "specialist" if c.ablation.specialists and not c.ablation.single_agent else "orchestrator"
+    batch = [node] + [n for n in c.store.nodes("proposed") if n.kind == "kernel" and n.id != node.id]
+    batch = batch[:c.spec.agent.specialists]
+    for n in batch:
+        c.store.update_node(n.id, status="running", started_at=time.time(), attempts=n.attempts + 1)
+        c.store.event("specialist_dispatched", n.id, role=role)
+
+    async def one(n: Node) -> SpecialistResult:
+        try:
+            task = kernel_task(c, n)
+        except HostError as exc:
+            return SpecialistResult(error=str(exc))
+        return await team.pool.run(task.device, implement(team, c, n, role))
+
+    results = await asyncio.gather(*(one(n) for n in batch))
+    for n, result in zip(batch, results, strict=True):
+        gate = result.gate or {}
+        c.store.event("specialist_report", n.id, role=role, reported=result.reported, summary=result.summary[:2000],
+                      diff=result.diff_path, diff_lines=result.diff_lines, gate_passed=result.passed,
+                      failed_step=gate.get("failed_step"), speedup=gate.get("speedup"),
+                      refused_paths=result.refused_paths, error=result.error)
+        if result.refused_paths:
+            c.store.add_alert("warning", "workspace_escape", f"the specialist tried to reach outside its workspace: "
+                              f"{result.refused_paths[:5]}", {"paths": result.refused_paths[:20]}, n.id)
+        if not result.passed:
+            why = result.error or ("no change was made" if not result.diff_lines else
+                                   f"the kernel failed its gate at {gate.get('failed_step')}")
+            c.store.update_node(n.id, status="reverted", diagnosis=f"kernel: {why}", finished_at=time.time())
+        else:
+            # A kernel patch counts end to end only once deployed into the served stack; there is no deploy
+            # route for kernel patches yet, so it waits for the operator with its gate report as evidence.
+            speedup, ci = gate.get("speedup"), gate.get("speedup_ci") or (None, None)
+            why = (f"kernel passed the four-step gate: {speedup:.2f}x (interval {ci[0]:.2f}-{ci[1]:.2f}); "
+                   f"not deployed end to end (no deploy route for kernel patches): patch {result.diff_path}")
+            c.store.update_node(n.id, status="reverted", diagnosis=why, finished_at=time.time())
+            c.store.add_alert("info", "patch_ready", why, {"patch": result.diff_path, "gate": gate.get("task")}, n.id)
+        c.mark_evaluated(n.config)
+        c.say(f"  -> node {n.id}: {c.store.node(n.id).diagnosis}")
+
+
 async def evaluate(c: Campaign, node: Node) -> None:
     """Run the gate on `node` and update the tree, the knowledge base and the server."""
     spec, store = c.spec, c.store
+    if node.kind == "kernel":
+        await _kernels(c, node)
+        return
     base = c.baseline_node()
     node = store.update_node(node.id, status="running", started_at=time.time(), attempts=node.attempts + 1)
     terms = node.score_terms
@@ -124,7 +189,8 @@ async def evaluate(c: Campaign, node: Node) -> None:
     while len(paths) < spec.search.max_repeats:
         out = await c.measure_primary(node, f"n{node.id}-r{len(paths) + retests + 1}")
         result = out["result"]
-        verdict = critic.check_result(spec, result, base_fingerprint, out["path"])
+        guarded = c.ablation.critic and not c.ablation.single_agent
+        verdict = critic.check_result(spec, result, base_fingerprint, out["path"]) if guarded else critic.Verdict()
         for finding in verdict.findings:
             _alert(c, finding, node)
         if verdict.retest:
@@ -143,7 +209,14 @@ async def evaluate(c: Campaign, node: Node) -> None:
         if len(paths) < spec.search.min_repeats:
             continue
         cmp = await c.svc.compare(base_paths, paths, spec.search.confidence)
-        repeats = critic.check_repeats(spec, throughputs, cmp["rel_change"], prior_speedup, confirmed_at > 0)
+        if c.ablation.single_agent:
+            # The single-agent baseline: keep if better, no interval, no Critic, no sweep.
+            better = cmp["rel_change"] > 0
+            decision = ("keep" if better else "revert", f"single agent: {cmp['rel_change']:+.1%} at the primary "
+                        "point", cmp)
+            break
+        repeats = critic.check_repeats(spec, throughputs, cmp["rel_change"], prior_speedup, confirmed_at > 0) \
+            if guarded else critic.Verdict()
         for finding in repeats.findings:
             _alert(c, finding, node)
         low, high, gain = cmp["ci_low"], cmp["ci_high"], cmp["rel_change"]
@@ -170,9 +243,9 @@ async def evaluate(c: Campaign, node: Node) -> None:
         await _reverted(c, node, why, cmp["rel_change"], cmp["ci_low"], cmp["ci_high"])
         return
     # A keep must hold across operating points, not only at the primary one.
-    points = await c.measure_sweep(node)
+    points = await c.measure_sweep(node) if not c.ablation.single_agent else {}
     base_sweep = store.measurements(base.id, "sweep")
-    if base_sweep:
+    if base_sweep and not c.ablation.single_agent:
         before = base_sweep[-1]["metrics"]["points"]
         tolerance = spec.gates.pareto_tolerance
         worse = [f"c={k}: {v['output_throughput']:.1f} vs {before[k]['output_throughput']:.1f} tok/s"

@@ -12,6 +12,7 @@ from arbor.tools.bench.compare import compare
 from arbor.tools.errors import ArborError
 from arbor.tools.serving.stack import build_command
 
+from .agents.ledger import Ledger
 from .models import Node
 from .spec import CampaignSpec
 from .store import CampaignStore
@@ -137,7 +138,12 @@ def build_report(store: CampaignStore) -> dict[str, Any]:
                   "best": _sweep_series(store, best) if best else []},
         "launch_command": launch_command(spec, best.config, store.meta("binary"), store.meta("model"))
         if best else None,
+        "agents": {"backend": spec.agent.backend, "ablation": store.meta("ablation"),
+                   "llm_stopped": store.meta("llm_offline"), "by_role": Ledger(store, 0.0).totals(),
+                   "proposed_by": {p: sum(1 for n in nodes if n.proposer == p) for p in sorted({n.proposer
+                                                                                                for n in nodes})}},
     }
+
 
 
 def _pct(value: float | None) -> str:
@@ -183,6 +189,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["alerts"]:
         lines += ["", "## Critic alerts", ""]
         lines += [f"- [{a['severity']}] {a['kind']}: {a['message']}" for a in report["alerts"]]
+    agents = report["agents"]
+    if agents["by_role"] or agents["backend"] != "offline":
+        lines += ["", "## Agents", "", f"Backend {agents['backend']}; proposals by "
+                  + ", ".join(f"{k} {v}" for k, v in agents["proposed_by"].items())
+                  + (f". LLM work stopped: {agents['llm_stopped']}" if agents["llm_stopped"] else "") + ".", "",
+                  "| role | calls | input | output | cache read | cache write | USD |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {role} | {t['calls']} | {t['input_tokens']} | {t['output_tokens']} | {t['cache_read_tokens']} | "
+                  f"{t['cache_write_tokens']} | {t['cost_usd']:.4f} |" for role, t in agents["by_role"].items()]
     if report["launch_command"]:
         lines += ["", "## Best configuration", "", "```sh", report["launch_command"], "```"]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from arbor.servers import bench as bench_server
 from arbor.servers import kb as kb_server
+from arbor.servers import kernels as kernels_server
 from arbor.servers import profiler as profiler_server
 from arbor.servers import serving as serving_server
 from arbor.tools.serving.stack import StackSpec
@@ -69,6 +70,7 @@ class Services:
             "bench": lambda: bench_server.create_server(self.runs_root),
             "profiler": lambda: profiler_server.create_server(self.runs_root),
             "kb": lambda: kb_server.create_server(self.kb_path, self.runs_root),
+            "kernels": lambda: kernels_server.create_server(self.runs_root),
         }
         for name, make in makers.items():
             try:
@@ -81,6 +83,10 @@ class Services:
                                 + (" (wrong or missing bearer token?)" if name in self.endpoints else "")) from exc
             setattr(self, f"{name}_client", client)
         return self
+
+    def clients(self) -> dict[str, Client]:
+        """The MCP clients by server name, for the agents' tool bridge."""
+        return {name: getattr(self, f"{name}_client") for name in ("serving", "bench", "profiler", "kb", "kernels")}
 
     async def __aexit__(self, *exc: object) -> None:
         try:

@@ -125,13 +125,61 @@ class Search(BaseModel):
         return self
 
 
+AgentRole = Literal["orchestrator", "specialist", "critic"]
+
+
+class KernelTask(BaseModel):
+    """A kernel a Domain Specialist may rewrite: a task folder (task.toml) the four-step gate understands."""
+
+    model_config = Strict
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    path: str = Field(min_length=1, description='the task folder, or "example:NAME" for a shipped example')
+    category: str = "kernel"
+    layer: str = "kernels"
+    description: str = ""
+    device: bool = Field(False, description="true when the gate needs a GPU (waits for a free one)")
+
+
+class Price(BaseModel):
+    """USD per million tokens."""
+
+    model_config = Strict
+
+    input: float = Field(0.0, ge=0)
+    output: float = Field(0.0, ge=0)
+    cache_write: float = Field(0.0, ge=0)
+    cache_read: float = Field(0.0, ge=0)
+
+
 class Agent(BaseModel):
-    """Who proposes actions."""
+    """Who proposes, implements and criticises actions: the offline policy, Claude, or an OpenAI-compatible model."""
 
     model_config = Strict
 
     backend: Literal["offline", "anthropic", "openai"] = "offline"
-    models: dict[str, str] = Field(default_factory=dict)
+    models: dict[AgentRole, str] = Field(default_factory=dict, description="model id per role")
+    base_url: str | None = Field(None, pattern=r"^https?://", description="openai: the server; anthropic: a proxy")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$",
+                                    description="variable holding the API key (default ANTHROPIC_/OPENAI_API_KEY)")
+    max_turns: int = Field(8, ge=1, le=100, description="model turns per agent task")
+    max_tokens: int = Field(4096, ge=64, le=200_000)
+    timeout_s: float = Field(600.0, gt=0, le=3600)
+    max_retries: int = Field(4, ge=0, le=20)
+    specialists: int = Field(2, ge=1, le=64, description="Domain Specialists working at once")
+    devices: int = Field(1, ge=0, le=1024, description="GPUs (or remote nodes) specialists' gates may hold at once")
+    specialist_timeout_s: float = Field(1800.0, gt=0, le=86_400)
+    kernel_tasks: list[KernelTask] = Field(default_factory=list)
+    pricing: dict[str, Price] = Field(default_factory=dict, description="USD per MTok, overrides the shipped table")
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> Agent:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("the openai backend needs base_url (the server's address)")
+        names = [t.name for t in self.kernel_tasks]
+        if len(set(names)) != len(names):
+            raise ValueError("kernel task names repeat")
+        return self
 
 
 class Servers(BaseModel):
@@ -143,6 +191,7 @@ class Servers(BaseModel):
     bench: str | None = Field(None, pattern=r"^https?://")
     profiler: str | None = Field(None, pattern=r"^https?://")
     kb: str | None = Field(None, pattern=r"^https?://")
+    kernels: str | None = Field(None, pattern=r"^https?://")
     token_env: str = Field("ARBOR_MCP_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$",
                            description="environment variable holding the bearer token for these endpoints")
 
@@ -171,6 +220,12 @@ class CampaignSpec(BaseModel):
         names = [k.name for k in self.knobs]
         if len(set(names)) != len(names):
             raise ValueError(f"knob names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        return self
+
+    @model_validator(mode="after")
+    def _llm_budget(self) -> CampaignSpec:
+        if self.agent.backend == "anthropic" and self.budget.llm_usd <= 0:
+            raise ValueError("the anthropic backend needs budget.llm_usd > 0 (the spend cap)")
         return self
 
     def stack_spec(self, binary: str | None, model: str) -> StackSpec:

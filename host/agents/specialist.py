@@ -1,0 +1,145 @@
+"""Domain Specialists, composed per action: a kernel rewritten in an isolated workspace, gated, reported."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from arbor.servers.kernels import EXAMPLES
+from arbor.tools.errors import InputError
+
+from ..errors import HostError
+from ..mcp_calls import call
+from ..models import Node
+from ..spec import KernelTask
+from . import briefing
+from .backend import Role
+from .bridge import Bridge, local_tool
+from .prompts import render
+from .workspace import ListFiles, ReadFile, Workspace, WriteFile
+
+GATE_TOOLS = ("build_kernel", "test_kernel", "bench_kernel", "gate_kernel")
+
+if TYPE_CHECKING:
+    from ..engine import Campaign
+    from .team import Team
+
+
+class ReportPatch(BaseModel):
+    """The specialist's report: what changed and why it is faster."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(min_length=1, max_length=4000)
+
+
+class SpecialistResult(BaseModel):
+    """What came back from one specialist: the patch, the host's own gate run, and what was refused."""
+
+    reported: bool = False
+    summary: str = ""
+    diff_path: str | None = None
+    diff_lines: int = 0
+    gate: dict[str, Any] | None = None
+    passed: bool = False
+    refused_paths: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+def task_folder(task: KernelTask) -> Path:
+    """Where a kernel task's sources are."""
+    if task.path.startswith("example:"):
+        folder = EXAMPLES / task.path.removeprefix("example:")
+    else:
+        folder = Path(task.path)
+    if not (folder / "task.toml").is_file():
+        raise HostError(f"kernel task {task.name!r}: no task.toml in {folder}")
+    return folder
+
+
+def kernel_task(c: Campaign, node: Node) -> KernelTask:
+    """The kernel task a kernel node targets."""
+    names = [k.removeprefix("kernel:") for k in node.change if k.startswith("kernel:")]
+    tasks = {t.name: t for t in c.spec.agent.kernel_tasks}
+    if len(names) != 1 or names[0] not in tasks:
+        raise HostError(f"node {node.id} names no configured kernel task")
+    return tasks[names[0]]
+
+
+async def implement(team: Team, c: Campaign, node: Node, role: Role = "specialist") -> SpecialistResult:
+    """Build the specialist for `node`, let it iterate in its workspace, then gate its result on the host."""
+    task = kernel_task(c, node)
+    workspace = Workspace(task_folder(task), c.run_dir / "workspaces" / f"n{node.id}")
+    relative = f"{c.run_dir.name}/workspaces/n{node.id}"
+    state: dict[str, Any] = {"report": None}
+
+    def report(args: ReportPatch) -> str:
+        state["report"] = args.summary
+        return "reported; the host now runs the full gate on your workspace"
+
+    tools = [local_tool("workspace_list", "Files in your workspace.", ListFiles, workspace.list),
+             local_tool("workspace_read", "Read a file of your workspace.", ReadFile, workspace.read),
+             local_tool("workspace_write", "Replace (or create) a file of your workspace.", WriteFile, workspace.write),
+             local_tool("report_patch", "Finish: report what you changed and why it is faster.", ReportPatch, report)]
+    # The gate tools act on this workspace only: the task argument is fixed by the host.
+    bridge = Bridge(team.clients, role, tools, bind={f"kernels__{t}": {"task": relative} for t in GATE_TOOLS},
+                    allowed={("kernels", t) for t in GATE_TOOLS} | {("kb", "query"), ("profiler", "parse_profile")})
+    await bridge.load()
+    mandate = (f"make kernel task {task.name!r} faster ({task.description or task.layer}) without changing its "
+               f"results; the node's rationale: {node.rationale}")
+    prompt = render("specialist", mandate=mandate, hardware=briefing.hardware(c),
+                    kb=await team.kb_entries(c, f"{task.layer} kernel {task.name}"),
+                    history=briefing.similar(c, task.category), constraints=briefing.constraints(c),
+                    files=workspace.list())
+    system = render("specialist_system", role=role)
+    run = await team.run(role, system, prompt, bridge, node.id, done=lambda: state["report"] is not None)
+    result = SpecialistResult(reported=state["report"] is not None, summary=state["report"] or "",
+                              refused_paths=workspace.refused)
+    if run is None:
+        result.error = "the model could not be asked (budget or backend); see the alerts"
+    diff = workspace.diff()
+    patches = c.store.artifacts / "patches"
+    patches.mkdir(parents=True, exist_ok=True)
+    path = patches / f"n{node.id}.diff"
+    path.write_text(diff)
+    result.diff_path, result.diff_lines = str(path), diff.count("\n")
+    if diff:
+        # The host's own gate run is the evidence; what the agent claimed is not.
+        try:
+            gate = await call(team.clients["kernels"], "gate_kernel", {"task": relative})
+        except HostError as exc:
+            result.error = str(exc)
+        else:
+            result.gate, result.passed = gate, bool(gate["passed"])
+            (patches / f"n{node.id}.gate.json").write_text(json.dumps(gate, indent=1, default=str))
+    return result
+
+
+class Pool:
+    """Specialists at once: at most `slots` working, device-bound gates waiting for one of `devices`."""
+
+    def __init__(self, slots: int, devices: int, timeout_s: float) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.devices = asyncio.Semaphore(max(devices, 1))
+        self.has_devices = devices > 0
+        self.timeout_s = timeout_s
+
+    async def run(self, needs_device: bool, work: Any) -> SpecialistResult:
+        """Run one specialist's coroutine under the pool's limits and timeout."""
+        if needs_device and not self.has_devices:
+            work.close()
+            return SpecialistResult(error="the task needs a GPU and this campaign has none (agent.devices = 0)")
+        async with self.slots:
+            try:
+                if needs_device:
+                    async with self.devices:
+                        return await asyncio.wait_for(work, self.timeout_s)
+                return await asyncio.wait_for(work, self.timeout_s)
+            except TimeoutError:
+                return SpecialistResult(error=f"the specialist ran out of time ({self.timeout_s:.0f} s)")
+            except InputError as exc:
+                return SpecialistResult(error=str(exc))
