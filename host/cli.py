@@ -100,6 +100,9 @@ def run(
     fresh_kb: Annotated[bool, typer.Option("--fresh-kb", help="an isolated knowledge base inside the run")] = False,
     budget_s: Annotated[float | None, typer.Option(help="override the wall-clock budget, seconds")] = None,
     max_actions: Annotated[int | None, typer.Option(help="override the action budget")] = None,
+    agent: Annotated[str | None, typer.Option(help="override agent.backend: offline, anthropic or openai")] = None,
+    agent_url: Annotated[str | None, typer.Option(help="override agent.base_url (openai: the server)")] = None,
+    llm_usd: Annotated[float | None, typer.Option(help="override budget.llm_usd, the LLM spend cap")] = None,
     no_critic: Annotated[bool, typer.Option("--no-critic", help="ablation: no Critic (LLM or rule-based)")] = False,
     no_specialists: Annotated[bool, typer.Option("--no-specialists",
                                                  help="ablation: the Orchestrator implements directly")] = False,
@@ -109,9 +112,13 @@ def run(
     """Run a campaign end to end: baseline, search, gates, report."""
     try:
         spec = load_spec(campaign)
-        budget = spec.budget.model_copy(update={k: v for k, v in (("wall_clock_s", budget_s),
-                                                                 ("max_actions", max_actions)) if v is not None})
-        spec = spec.model_copy(update={"budget": type(spec.budget).model_validate(budget.model_dump())})
+        data = spec.model_dump(mode="json")
+        for section, key, value in (("budget", "wall_clock_s", budget_s), ("budget", "max_actions", max_actions),
+                                    ("budget", "llm_usd", llm_usd), ("agent", "backend", agent),
+                                    ("agent", "base_url", agent_url)):
+            if value is not None:
+                data[section][key] = value
+        spec = type(spec).model_validate(data)  # every validator runs again on the overridden spec
     except (ArborError, ValidationError) as exc:
         _fail(str(exc).splitlines()[0] if isinstance(exc, ArborError) else
               "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)

@@ -13,7 +13,7 @@ from arbor.kb.models import Prior
 from arbor.tools.procs import group_members, reap_orphans
 
 from . import critic, policy
-from .agents import orchestrator
+from .agents import critic_agent, orchestrator
 from .agents.team import Ablation, Team
 from .errors import HostError
 from .evaluate import evaluate
@@ -189,9 +189,20 @@ class Campaign:
                 self.say("stopping: no candidate scores above the threshold")
                 break
             await self.evaluate(node)
+            await self.stability_review()
         self.save_clock()
         await self.stop_server()
         self.store.set_meta("state", "finished")
+
+    async def stability_review(self) -> None:
+        """Every `agent.review_every` evaluations, the LLM Critic looks over the whole trajectory."""
+        every = self.spec.agent.review_every
+        if self.team is None or not self.team.available() or not self.ablation.critic or \
+                self.ablation.single_agent or every == 0:
+            return
+        done = sum(1 for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline")
+        if done - int(self.store.meta("last_review_at", 0)) >= every:
+            await critic_agent.review(self.team, self, done)
 
     def recover_interrupted(self) -> None:
         """A node left running by a killed host is re-queued, its partial measurements set aside."""
@@ -302,8 +313,9 @@ class Campaign:
                 continue
             if node.config != config:
                 # Proposed under an earlier baseline: re-aimed at the current one.
+                title = node.title if node.kind == "kernel" else policy.describe(node.change, base.config)
                 node = self.store.update_node(node.id, config=config, parent=base.id, depth=base.depth + 1,
-                                              title=policy.describe(node.change, base.config))
+                                              title=title)
             candidates.append(await self.score_node(node, base))
         if not candidates:
             return None

@@ -242,6 +242,13 @@ async def evaluate(c: Campaign, node: Node) -> None:
     if kind == "revert":
         await _reverted(c, node, why, cmp["rel_change"], cmp["ci_low"], cmp["ci_high"])
         return
+    if _llm_critic(c):
+        # No keep over the Critic's instability mark (which must cite evidence to count).
+        unstable = await critic_agent.review_keep(c.team, c, node, cmp)  # type: ignore[arg-type]
+        if unstable:
+            await _reverted(c, node, f"Critic: unstable: {unstable}", cmp["rel_change"], cmp["ci_low"],
+                            cmp["ci_high"], refine=False)
+            return
     # A keep must hold across operating points, not only at the primary one.
     points = await c.measure_sweep(node) if not c.ablation.single_agent else {}
     base_sweep = store.measurements(base.id, "sweep")

@@ -169,6 +169,8 @@ class Agent(BaseModel):
     specialists: int = Field(2, ge=1, le=64, description="Domain Specialists working at once")
     devices: int = Field(1, ge=0, le=1024, description="GPUs (or remote nodes) specialists' gates may hold at once")
     specialist_timeout_s: float = Field(1800.0, gt=0, le=86_400)
+    review_every: int = Field(5, ge=0, le=10_000, description="evaluations between the Critic's stability reviews "
+                                                             "(0: none)")
     kernel_tasks: list[KernelTask] = Field(default_factory=list)
     pricing: dict[str, Price] = Field(default_factory=dict, description="USD per MTok, overrides the shipped table")
 

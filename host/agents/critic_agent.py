@@ -64,6 +64,33 @@ class Refine(BaseModel):
     evidence: list[str] = Evidence
 
 
+class Approve(BaseModel):
+    """The keep stands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class MarkUnstable(BaseModel):
+    """The gain is not to be trusted: the node is not kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+    evidence: list[str] = Evidence
+
+
+class RaiseAlert(BaseModel):
+    """Something in the trajectory the operator should see."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Literal["info", "warning", "error"]
+    message: str = Field(min_length=1, max_length=2000)
+    evidence: list[str] = Evidence
+
+
 class Prune(BaseModel):
     """The idea is dead: rule out further moves in its direction."""
 
@@ -189,6 +216,71 @@ async def introspect(team: Team, c: Campaign, node: Node) -> bool:
                     history=briefing.similar(c, node.category))
     await team.run("critic", _system(c), prompt, bridge, node.id, done=lambda: state["done"])
     return state["done"]
+
+
+async def review_keep(team: Team, c: Campaign, node: Node, cmp: dict[str, Any]) -> str | None:
+    """The Critic's look before a keep: the reason of an instability mark (evidence checked), or None."""
+    base = c.baseline_node()
+    state: dict[str, Any] = {"decided": False, "unstable": None}
+
+    def approve(args: Approve) -> str:
+        state["decided"] = True
+        c.store.event("critic_approved", node.id, reason=args.reason)
+        return "approved"
+
+    def mark(args: MarkUnstable) -> str:
+        cited = evidence.check(c.store, args.evidence)
+        c.store.add_alert("warning", "unstable", f"the Critic marks {node.title} unstable: {args.reason}",
+                          cited | {"by": "critic"}, node.id)
+        state["decided"], state["unstable"] = True, args.reason
+        return "marked unstable: the node will not be kept"
+
+    def rows(n: Node) -> list[str]:
+        return [f"measurement:{m['id']}: {m['metrics']['output_throughput']:.1f}, {m['metrics']['median_ttft_ms']:.0f}"
+                for m in c.store.measurements(n.id, "primary")]
+
+    tools = [local_tool("approve", "The gain is real: keep it.", Approve, approve),
+             local_tool("mark_unstable", "The gain is not to be trusted (cite evidence).", MarkUnstable, mark),
+             _escalate_tool(c, node, None, state)]
+    bridge = Bridge(team.clients, "critic", tools)
+    await bridge.load()
+    alerts = [f"alert:{a.id} [{a.severity}] {a.kind}: {a.message}" for a in c.store.alerts() if a.node == node.id]
+    prompt = render("critic_keep", node=node.id, title=node.title, change=node.change,
+                    gain=f"{cmp['rel_change']:+.1%}", interval=f"{cmp['ci_low']:+.1%} to {cmp['ci_high']:+.1%}",
+                    base=base.id, repeats=len(rows(node)), measurements="; ".join(rows(node)),
+                    base_measurements="; ".join(rows(base)), alerts="\n".join(alerts) or "(none)")
+    await team.run("critic", _system(c), prompt, bridge, node.id, done=lambda: state["decided"])
+    return state["unstable"]
+
+
+async def review(team: Team, c: Campaign, evaluated: int) -> None:
+    """A periodic stability review over the whole trajectory."""
+    state: dict[str, Any] = {}
+
+    def alert(args: RaiseAlert) -> str:
+        cited = evidence.check(c.store, args.evidence)
+        c.store.add_alert(args.severity, "stability_review", args.message, cited | {"by": "critic"})
+        return "alert raised"
+
+    def escalate(args: Escalate) -> str:
+        cited = evidence.check(c.store, args.evidence)
+        c.store.add_alert("critical", "escalation", args.message, cited | {"by": "critic"}, None, True)
+        state["escalated"] = True
+        return "escalated to the operator"
+
+    tools = [local_tool("raise_alert", "Raise an alert about the trajectory (cite evidence).", RaiseAlert, alert),
+             local_tool("escalate", "Ask a human to look: the infrastructure itself is failing.", Escalate,
+                        escalate)]
+    bridge = Bridge(team.clients, "critic", tools)
+    await bridge.load()
+    events = [f"event:{e.seq} {e.kind} node {e.node}: {str(e.data)[:200]}" for e in c.store.events()
+              if e.kind not in ("agent_run", "orchestrator_proposed")][-30:]
+    alerts = [f"alert:{a.id} [{a.severity}] {a.kind}: {a.message[:200]}" for a in c.store.alerts()][-20:]
+    prompt = render("critic_review", evaluated=evaluated, elapsed=f"{c.elapsed():.0f}",
+                    budget=f"{c.spec.budget.wall_clock_s:.0f}", tree=briefing.tree(c),
+                    alerts="\n".join(alerts) or "(none)", events="\n".join(events))
+    await team.run("critic", _system(c), prompt, bridge, None)
+    c.store.set_meta("last_review_at", evaluated)
 
 
 def _system(c: Campaign) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,10 +92,16 @@ async def implement(team: Team, c: Campaign, node: Node, role: Role = "specialis
     await bridge.load()
     mandate = (f"make kernel task {task.name!r} faster ({task.description or task.layer}) without changing its "
                f"results; the node's rationale: {node.rationale}")
-    prompt = render("specialist", mandate=mandate, hardware=briefing.hardware(c),
-                    kb=await team.kb_entries(c, f"{task.layer} kernel {task.name}"),
-                    history=briefing.similar(c, task.category), constraints=briefing.constraints(c),
-                    files=workspace.list())
+    if role == "specialist":
+        prompt = render("specialist", mandate=mandate, hardware=briefing.hardware(c),
+                        kb=await team.kb_entries(c, f"{task.layer} kernel {task.name}"),
+                        history=briefing.similar(c, task.category), constraints=briefing.constraints(c),
+                        files=workspace.list())
+    else:
+        # --no-specialists: the Orchestrator implements with the same tools but no composed briefing.
+        unknown = "(not composed: no specialists)"
+        prompt = render("specialist", mandate=mandate, hardware=unknown, kb=unknown, history=unknown,
+                        constraints=unknown, files=workspace.list())
     system = render("specialist_system", role=role)
     run = await team.run(role, system, prompt, bridge, node.id, done=lambda: state["report"] is not None)
     result = SpecialistResult(reported=state["report"] is not None, summary=state["report"] or "",
@@ -133,11 +140,9 @@ class Pool:
         if needs_device and not self.has_devices:
             work.close()
             return SpecialistResult(error="the task needs a GPU and this campaign has none (agent.devices = 0)")
-        async with self.slots:
+        # A device-bound specialist waits for its device before taking a slot, so waiting never blocks CPU work.
+        async with self.devices if needs_device else contextlib.nullcontext(), self.slots:
             try:
-                if needs_device:
-                    async with self.devices:
-                        return await asyncio.wait_for(work, self.timeout_s)
                 return await asyncio.wait_for(work, self.timeout_s)
             except TimeoutError:
                 return SpecialistResult(error=f"the specialist ran out of time ({self.timeout_s:.0f} s)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -59,6 +60,37 @@ async def test_budget_exhaustion_stops_llm_work_and_the_campaign_closes_cleanly(
     assert (run_dir / "report.md").is_file()
 
 
+async def test_no_keep_over_an_instability_mark_and_no_mark_without_evidence(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+
+    def script(turn: Turn) -> Reply:
+        if turn.role == "orchestrator":
+            return proposer(turn) if turn.n_assistant == 0 and not [
+                r for r in fake.requests if r["role"] == "orchestrator"] else Reply("nothing more")
+        if turn.prompt.startswith("Keep review"):
+            cited = re.findall(r"measurement:\d+", turn.prompt)[:2]
+            return Reply("", [("mark_unstable", [{"reason": "looks odd", "evidence": []},
+                                                 {"reason": "looks odd", "evidence": ["measurement:99999"]},
+                                                 {"reason": "the repeats disagree", "evidence": cited}
+                                                 ][min(turn.n_assistant, 2)])])
+        return Reply("fine")
+
+    with FakeLLM(script, KEY) as fake:
+        spec = parse_spec(spec_text(fake.url, ["fast"], llm_usd=5.0, max_actions=1), "unstable campaign")
+        run_dir = new_run(spec, tmp_path / "runs", None, True, lambda _: None)
+        await run_campaign(run_dir, lambda _: None)
+        errors = [r["turn"].results[0] for r in fake.by_role("critic")[1:]]
+    assert errors[0]["is_error"] and "evidence" in errors[0]["content"], "no mark without evidence"
+    assert errors[1]["is_error"] and "no such measurement" in errors[1]["content"]
+    store = CampaignStore(run_dir)
+    (node,) = [n for n in store.nodes() if n.change == {"itl_ms": 2.0}]
+    assert node.status == "reverted" and node.diagnosis.startswith("Critic: unstable: the repeats disagree")
+    assert node.gain is not None and node.gain_low > 0, "the statistics alone would have kept it"
+    assert store.meta("baseline_node") == store.meta("root_node")
+    assert any(a.kind == "unstable" and a.evidence["ids"] for a in store.alerts())
+
+
 async def test_no_critic_leaves_crashes_unexplained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
 
@@ -101,3 +133,29 @@ async def test_anthropic_needs_a_key_and_a_spend_cap(tmp_path: Path, monkeypatch
 
     with pytest.raises(InputError, match="llm_usd > 0"):
         parse_spec(spec_text("http://127.0.0.1:9", ["fast"], llm_usd=0.0), "uncapped")
+
+
+async def test_no_specialists_means_the_orchestrator_implements(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+
+    def script(turn: Turn) -> Reply:
+        if turn.role == "orchestrator" and turn.n_assistant == 0 and not fake.by_role("orchestrator"):
+            return Reply("", [("propose_actions", {"actions": [
+                {"kind": "kernel", "task": "rmsnorm", "rationale": "norm", "speedup_estimate": 0.3}]})])
+        if turn.role == "specialist":
+            assert "not composed" in turn.prompt
+            return Reply("", [("report_patch", {"summary": "no change needed"})])
+        return Reply("nothing more")
+
+    with FakeLLM(script, KEY) as fake:
+        text = spec_text(fake.url, ["fast"], llm_usd=5.0, max_actions=1)
+        text += 'kernel_tasks = [{ name = "rmsnorm", path = "example:rmsnorm" }]\n'
+        run_dir = new_run(parse_spec(text, "no specialists"), tmp_path / "runs", None, True, lambda _: None,
+                          Ablation(specialists=False))
+        await run_campaign(run_dir, lambda _: None)
+    store = CampaignStore(run_dir)
+    (kernel,) = [n for n in store.nodes() if n.kind == "kernel"]
+    node_roles = {r[0] for r in store.conn.execute("SELECT role FROM llm_calls WHERE node = ?", [kernel.id])}
+    assert node_roles == {"orchestrator"}
+    assert kernel.status == "reverted" and "no change was made" in kernel.diagnosis

@@ -113,7 +113,11 @@ class Team:
         return Reply("Nothing more to propose now.")
 
     def critic(self, turn: Turn) -> Reply:
+        if turn.prompt.startswith("Stability review"):
+            return Reply("The trajectory looks stable.")
         node = int(re.search(r"Node (\d+)", turn.prompt).group(1))
+        if turn.prompt.startswith("Keep review"):
+            return Reply("", [("approve", {"reason": "repeats agree and the interval is clear of the bar"})])
         if "crashed" in turn.prompt:
             if turn.n_assistant == 0:
                 return Reply("Reading the log.", [("read_log", {"first_line": 1, "count": 400})])
@@ -157,6 +161,7 @@ async def test_a_campaign_driven_by_scripted_claude_agents(tmp_path: Path, monke
     (threads,) = [n for n in nodes if n.change == {"threads": 2}]
     assert threads.proposer == "orchestrator" and threads.status == "kept", threads.diagnosis
     assert threads.priors["proposer_estimate"] == 0.6
+    assert any(e.kind == "critic_approved" and e.node == threads.id for e in store.events())
     # The invalid value was rejected with the reason, fed back, never applied.
     assert not [n for n in nodes if n.change.get("threads") == 64]
     rejected = [e for e in store.events() if e.kind == "proposal_rejected"]

@@ -146,3 +146,35 @@ def test_anthropic_blocks_become_openai_messages() -> None:
     assert out[0] == {"role": "system", "content": "sys"}
     assert out[2]["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"a": 1}'}
     assert out[3] == {"role": "tool", "tool_call_id": "t1", "content": "done"}
+
+
+@pytest.mark.anyio
+async def test_specialist_pool_limits_devices_and_time() -> None:
+    import anyio
+
+    from arbor.host.agents.specialist import Pool, SpecialistResult
+
+    running = {"now": 0, "peak": 0, "device_now": 0, "device_peak": 0}
+
+    async def work(device: bool, seconds: float = 0.05) -> SpecialistResult:
+        running["now"] += 1
+        running["peak"] = max(running["peak"], running["now"])
+        if device:
+            running["device_now"] += 1
+            running["device_peak"] = max(running["device_peak"], running["device_now"])
+        await anyio.sleep(seconds)
+        running["now"] -= 1
+        running["device_now"] -= int(device)
+        return SpecialistResult(summary="ok")
+
+    import asyncio
+
+    pool = Pool(slots=3, devices=1, timeout_s=5)
+    results = await asyncio.gather(*(pool.run(d, work(d)) for d in (True, True, False, False, False)))
+    assert all(r.summary == "ok" for r in results)
+    assert running["peak"] == 3, "three specialists at once"
+    assert running["device_peak"] == 1, "GPU work waits for the one device"
+    slow = await Pool(1, 0, timeout_s=0.05).run(False, work(False, 1.0))
+    assert "ran out of time" in (slow.error or "")
+    no_gpu = await Pool(1, 0, timeout_s=5).run(True, work(True))
+    assert "needs a GPU" in (no_gpu.error or "")

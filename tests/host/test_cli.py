@@ -88,3 +88,21 @@ def test_setup_reports_paths(target) -> None:
     result = runner.invoke(app, ["setup"])
     assert result.exit_code == 0
     assert str(target.model_path) in result.stdout
+
+
+@pytest.mark.parametrize(("flags", "code", "message"), [
+    (["--agent", "anthropic"], 2, "the anthropic backend needs budget.llm_usd > 0"),
+    (["--agent", "openai"], 2, "the openai backend needs base_url"),
+    (["--agent", "gpt"], 2, "agent.backend: Input should be 'offline', 'anthropic' or 'openai'"),
+    (["--agent", "openai", "--agent-url", "ftp://x"], 2, "agent.base_url"),
+    (["--agent", "anthropic", "--llm-usd", "2"], 1, "needs the API key in $ANTHROPIC_API_KEY"),
+])
+def test_agent_flags_are_validated_before_anything_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        flags: list[str], code: int, message: str) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD.format(binary="/bin/true"))
+    result = runner.invoke(app, ["run", str(path), "--runs-dir", str(tmp_path / "runs"), *flags])
+    assert result.exit_code == code, result.output
+    assert message in result.output, result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
