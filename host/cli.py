@@ -43,10 +43,6 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 @app.command()
 def setup() -> None:
     """Build or find the demo target: llama-server (cached per source version) and the SmolLM2 model."""
@@ -74,16 +70,28 @@ def _summary(report: dict) -> None:
         typer.echo(f"  launch: {report['launch_command']}")
 
 
+async def _cancellable(run_dir: Path) -> dict:
+    """The campaign as a task that SIGTERM cancels like Ctrl-C does.
+
+    A signal handler that raises inside the event loop leaves the campaign task to be torn
+    down by asyncio's own shutdown, where exit stacks can spin forever on cyclic exception
+    contexts; cancelling the task unwinds every `async with` in order instead.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run_campaign(run_dir, _say)
+
+
 def _run_session(run_dir: Path) -> None:
     # SIGTERM (a CI timeout, `kill`) takes the same path as Ctrl-C, so the server is stopped on the way out.
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        report = asyncio.run(run_campaign(run_dir, _say))
-    except KeyboardInterrupt:
+        report = asyncio.run(_cancellable(run_dir))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         _fail(f"interrupted; the server was stopped. Continue with: arbor-host resume {run_dir}", 130)
     except BaseException as exc:  # noqa: BLE001 - MCP task groups wrap our errors in exception groups
         cause = first_cause(exc)
-        if isinstance(cause, KeyboardInterrupt):
+        if isinstance(cause, (KeyboardInterrupt, asyncio.CancelledError)):
             _fail(f"interrupted; the server was stopped. Continue with: arbor-host resume {run_dir}", 130)
         if not isinstance(cause, (ArborError, HostError)):
             raise
@@ -153,6 +161,19 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> Non
         _fail(str(exc))
     _summary(data)
     typer.echo(f"report: {run_dir / 'report.md'}")
+
+
+@app.command()
+def tui(run_dir: Annotated[Path | None, typer.Argument(help="a run folder; none = pick from recent runs")] = None,
+        runs_dir: Annotated[Path | None, typer.Option(help="where to look for runs (default ./runs)")] = None,
+        poll_s: Annotated[float, typer.Option(min=0.1, max=60, help="seconds between looks at the store")] = 1.0,
+        ) -> None:
+    """Watch and steer a campaign (running in another process, or finished)."""
+    from arbor.tui.app import ArborApp
+
+    if run_dir is not None and not (run_dir / "campaign.sqlite").is_file():
+        _fail(f"{run_dir} holds no campaign (no campaign.sqlite)", 2)
+    ArborApp(run_dir.absolute() if run_dir else None, (runs_dir or runs_root()).absolute(), poll_s).run()
 
 
 @app.command("mcp-config")

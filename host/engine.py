@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from arbor.kb.models import Prior
+from arbor.tools.errors import ArborError
 from arbor.tools.procs import group_members, reap_orphans
 
 from . import critic, policy
 from .agents import critic_agent, orchestrator
+from .agents.proposals import ProposedAction, validate
 from .agents.team import Ablation, Team
 from .errors import HostError
 from .evaluate import evaluate
@@ -47,6 +49,7 @@ class Campaign:
 
     def save_clock(self) -> None:
         self.store.set_meta("elapsed_s", self.elapsed())
+        self.store.set_meta("clock_saved_at", time.time())  # lets a watcher (the TUI) tick between saves
 
     def workload(self) -> dict[str, Any]:
         w = self.spec.workload
@@ -254,39 +257,57 @@ class Campaign:
                 elif kind == "stop":
                     self.store.set_meta("stop_requested", True)
                 elif kind in ("prune", "veto"):
+                    self.prune(int(payload["node"]), kind, bool(payload.get("subtree")))
+                elif kind in ("pin", "boost"):
                     node = self.store.node(int(payload["node"]))
                     if node.status != "proposed":
-                        raise HostError(f"node {node.id} is {node.status}, only proposed nodes can be pruned")
-                    self.store.update_node(node.id, status="pruned", diagnosis=f"{kind} by the operator")
-                elif kind in ("pin", "boost"):
-                    self.store.update_node(int(payload["node"]), pinned=1)
+                        raise HostError(f"node {node.id} is {node.status}, only proposed nodes can be pinned")
+                    self.store.update_node(node.id, pinned=1)
+                elif kind in ("ack", "answer"):
+                    answer = payload.get("answer")
+                    if kind == "answer" and not (isinstance(answer, str) and answer.strip()):
+                        raise HostError("an answer needs text")
+                    self.store.ack_alert(int(payload["alert"]), answer.strip() if kind == "answer" else None)
                 elif kind == "inject":
                     self.inject(payload)
                 else:
                     raise HostError(f"unknown command {kind!r}")
                 self.store.mark_command(command["id"], "applied")
-            except (HostError, KeyError, ValueError, TypeError) as exc:
-                self.store.mark_command(command["id"], f"refused: {exc}")
+            except (HostError, ArborError, KeyError, ValueError, TypeError) as exc:
+                self.store.mark_command(command["id"], f"refused: {str(exc).splitlines()[0]}")
+
+    def prune(self, node_id: int, kind: str, subtree: bool) -> None:
+        """An operator's prune or veto: a proposed node, or every proposed node under `node_id`."""
+        node = self.store.node(node_id)
+        targets = [node]
+        if subtree:
+            children: dict[int, list[Node]] = {}
+            for n in self.store.nodes():
+                children.setdefault(n.parent or 0, []).append(n)
+            stack, targets = [node], []
+            while stack:
+                current = stack.pop()
+                targets.append(current)
+                stack += children.get(current.id, [])
+        proposed = [n for n in targets if n.status == "proposed"]
+        if not proposed:
+            raise HostError(f"node {node.id} is {node.status} and nothing under it is proposed" if subtree else
+                            f"node {node.id} is {node.status}, only proposed nodes can be pruned")
+        for n in proposed:
+            self.store.update_node(n.id, status="pruned", diagnosis=f"{kind} by the operator")
 
     def inject(self, payload: dict[str, Any]) -> Node:
-        """An operator's hypothesis: validated like any proposal (known knobs, values in their domain)."""
-        knobs = {k.name: k for k in self.spec.knobs}
-        change = payload.get("change")
-        if not isinstance(change, dict) or not change:
-            raise HostError("inject needs a non-empty change {knob: value}")
-        for name, value in change.items():
-            if name not in knobs:
-                raise HostError(f"unknown knob {name!r}; known: {sorted(knobs)}")
-            if value is not None:
-                change[name] = knobs[name].validate_value(value)
-        first = knobs[next(iter(change))]
+        """An operator's hypothesis, validated like any proposal, queued and pinned."""
         base = self.baseline_node()
-        action = Action(title=str(payload.get("title") or ", ".join(f"{k}={v}" for k, v in change.items())),
-                        category=first.category, layer=first.layer, change=change,
-                        rationale=str(payload.get("rationale") or "injected by the operator"), proposer="operator")
-        node = self.add_candidate(action, base, policy.apply(base.config, change))
-        self.store.update_node(node.id, pinned=1)
-        return node
+        pending = {policy.config_key(policy.apply(base.config, n.change)) for n in self.store.nodes("proposed")}
+        proposal = ProposedAction(change=payload.get("change") or {}, title=payload.get("title"),
+                                  rationale=str(payload.get("rationale") or "injected by the operator"),
+                                  speedup_estimate=float(payload.get("speedup_estimate", 0.0)))
+        ok = validate(self.spec, base.config, proposal, self.evaluated_keys(), pending, self.store.constraints(),
+                      "operator")
+        estimate = {"proposer_estimate": ok.estimate} if "speedup_estimate" in payload else {}
+        node = self.add_candidate(ok.action, base, ok.config, estimate)
+        return self.store.update_node(node.id, pinned=1)
 
     async def next_candidate(self) -> Node | None:
         """Propose, score every candidate, and return the best one (or None below the threshold)."""

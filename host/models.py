@@ -74,6 +74,7 @@ class Node(BaseModel):
     created_at: float
     started_at: float | None
     finished_at: float | None
+    rev: int = 0
 
 
 class Constraint(BaseModel):
@@ -103,6 +104,7 @@ class Alert(BaseModel):
     needs_human: bool
     created_at: float
     acked_at: float | None
+    answer: str | None = None
 
 
 class Event(BaseModel):

@@ -18,12 +18,14 @@ from .spec import CampaignSpec
 from .store import CampaignStore
 
 
-def _mean(store: CampaignStore, node: Node, key: str) -> float | None:
+def mean_metric(store: CampaignStore, node: Node, key: str) -> float | None:
+    """A node's mean primary metric."""
     rows = [m["metrics"][key] for m in store.measurements(node.id, "primary") if m["metrics"].get(key) is not None]
     return sum(rows) / len(rows) if rows else None
 
 
-def _kept_path(store: CampaignStore, best: Node) -> list[Node]:
+def kept_path(store: CampaignStore, best: Node) -> list[Node]:
+    """The kept nodes from the root to `best`."""
     path, node = [], best
     while True:
         path.append(node)
@@ -83,7 +85,8 @@ def pareto_svg(series: dict[str, list[tuple[float, float, int]]]) -> str:
     return "\n".join(parts)
 
 
-def _sweep_series(store: CampaignStore, node: Node) -> list[tuple[float, float, int]]:
+def sweep_series(store: CampaignStore, node: Node) -> list[tuple[float, float, int]]:
+    """A node's last sweep as (throughput, interactivity, concurrency) points."""
     rows = store.measurements(node.id, "sweep")
     if not rows:
         return []
@@ -119,13 +122,13 @@ def build_report(store: CampaignStore) -> dict[str, Any]:
     for label, node in (("baseline", root), ("best", best)):
         if node:
             primary[label] = {"node": node.id, "config": node.config,
-                              "output_throughput": _mean(store, node, "output_throughput"),
-                              "median_ttft_ms": _mean(store, node, "median_ttft_ms"),
-                              "median_tpot_ms": _mean(store, node, "median_tpot_ms")}
+                              "output_throughput": mean_metric(store, node, "output_throughput"),
+                              "median_ttft_ms": mean_metric(store, node, "median_ttft_ms"),
+                              "median_tpot_ms": mean_metric(store, node, "median_tpot_ms")}
     return {
         "summary": summary, "primary": primary, "overall_gain": overall,
         "kept_path": [{"node": n.id, "title": n.title, "gain": n.gain, "gain_low": n.gain_low,
-                       "gain_high": n.gain_high} for n in (_kept_path(store, best) if best else [])],
+                       "gain_high": n.gain_high} for n in (kept_path(store, best) if best else [])],
         "reverted": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis, "gain": n.gain}
                      for n in nodes if n.status == "reverted"],
         "crashed": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis} for n in nodes
@@ -134,8 +137,8 @@ def build_report(store: CampaignStore) -> dict[str, Any]:
                     if n.status == "invalid"],
         "constraints": [c.model_dump() for c in store.constraints()],
         "alerts": [a.model_dump() for a in store.alerts()],
-        "sweep": {"baseline": _sweep_series(store, root) if root else [],
-                  "best": _sweep_series(store, best) if best else []},
+        "sweep": {"baseline": sweep_series(store, root) if root else [],
+                  "best": sweep_series(store, best) if best else []},
         "launch_command": launch_command(spec, best.config, store.meta("binary"), store.meta("model"))
         if best else None,
         "agents": {"backend": spec.agent.backend, "ablation": store.meta("ablation"),

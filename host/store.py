@@ -192,8 +192,17 @@ class CampaignStore:
         """Every alert, oldest first."""
         return [Alert(id=r["id"], severity=r["severity"], kind=r["kind"], message=r["message"],
                       evidence=json.loads(r["evidence"]), node=r["node"], needs_human=bool(r["needs_human"]),
-                      created_at=r["created_at"], acked_at=r["acked_at"])
+                      created_at=r["created_at"], acked_at=r["acked_at"], answer=r["answer"])
                 for r in self.conn.execute("SELECT * FROM alerts ORDER BY id")]
+
+    def ack_alert(self, alert_id: int, answer: str | None = None) -> None:
+        """Acknowledge an alert (with the operator's answer to an escalation)."""
+        with self.tx() as c:
+            if c.execute("UPDATE alerts SET acked_at = ?, answer = COALESCE(?, answer) WHERE id = ?",
+                         [time.time(), answer, alert_id]).rowcount == 0:
+                raise HostError(f"no alert {alert_id}")
+            c.execute("INSERT INTO events (ts, kind, node, data) VALUES (?, 'alert_acked', NULL, ?)",
+                      [time.time(), _dump({"alert": alert_id, "answer": answer})])
 
     # steering -----------------------------------------------------------
     def pending_commands(self) -> list[dict[str, Any]]:

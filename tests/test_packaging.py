@@ -14,6 +14,9 @@ NEEDED = [
     "arbor/tools/serving/signatures.toml", "arbor/tools/serving/knobs/vllm.toml",
     "arbor/tools/profiling/categories.toml", "arbor/tools/bench/parity_prompts.txt",
     "arbor/tools/kernels/examples/rmsnorm/task.toml", "arbor/tools/kernels/examples/rmsnorm/rmsnorm_fast.c",
+    "arbor/host/agents/pricing.toml", "arbor/host/agents/prompts/orchestrator.tmpl",
+    "arbor/host/agents/prompts/critic_keep.tmpl", "arbor/host/migrations/0002_node_revisions.sql",
+    "arbor/tui/arbor.tcss",
 ]
 
 
