@@ -9,12 +9,16 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11, 4))'; then
   echo "Arbor needs Python 3.11.4 or newer ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
   exit 1
 fi
-# perf is the live CPU profiler of the demo target.
-if ! command -v perf >/dev/null 2>&1; then
+# perf is the live CPU profiler of the demo target; tmux is the real terminal the TUI is tested in.
+missing=()
+command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "warning: perf is missing (Debian/Ubuntu: apt install linux-perf); live CPU profiling will be unavailable" >&2
+    echo "warning: ${missing[*]} missing (Debian/Ubuntu: apt install ${missing[*]}); live CPU profiling" \
+         "and the terminal test of the TUI will be unavailable" >&2
   fi
 fi
 

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Label, RichLog, Sparkline, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
@@ -81,6 +82,11 @@ class ArborApp(App[None]):
         self.escalation: int | None = None
         self.t0: float | None = None
 
+    def main(self, selector: Any, kind: Any = None) -> Any:
+        """A widget of the main screen, whatever dialog is on top of it."""
+        screen = self.screen_stack[0]
+        return screen.query_one(selector) if kind is None else screen.query_one(selector, kind)
+
     # layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -110,7 +116,7 @@ class ArborApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#alert-table", DataTable)
+        table = self.main("#alert-table", DataTable)
         table.add_columns("sev", "id", "kind", "node", "message", "state")
         if self.run_dir is not None:
             self.open_run(self.run_dir)
@@ -123,7 +129,7 @@ class ArborApp(App[None]):
         self.src = RunSource(run_dir)
         self.sub_title = str(run_dir)
         self.refresh_all()
-        tree = self.query_one("#tree", Tree)
+        tree = self.main("#tree", Tree)
         tree.focus()
         best = self.src.store.meta("baseline_node")
         if best in self.tree_nodes:
@@ -139,8 +145,12 @@ class ArborApp(App[None]):
         self.apply(self.src.poll(), first=True)
 
     def poll(self) -> None:
-        if self.src is not None:
+        if self.src is None or not self.is_running:
+            return
+        try:
             self.apply(self.src.poll())
+        except NoMatches:
+            pass  # the app is closing: its widgets are gone
 
     def apply(self, delta: Delta, first: bool = False) -> None:
         """Fold what changed into the widgets."""
@@ -167,7 +177,7 @@ class ArborApp(App[None]):
                         item.set_label(render.node_label(self.nodes[node_id], node_id in path))
                         if node_id in path:
                             item.expand()
-            cursor = self.query_one("#tree", Tree).cursor_node
+            cursor = self.main("#tree", Tree).cursor_node
             if cursor is not None and cursor.data in {n.id for n in delta.nodes}:
                 self.show_detail(cursor.data)
         if delta.alerts_changed or first:
@@ -176,7 +186,7 @@ class ArborApp(App[None]):
             self.log_events(delta)
         if delta.nodes or first:
             self.refresh_charts()
-        self.query_one("#status", Static).update(render.status_line(self.src.status()))
+        self.main("#status", Static).update(render.status_line(self.src.status()))
 
     def place(self, row: Row, unfold: bool = False) -> None:
         """Show a node where it belongs, or update it there.
@@ -184,7 +194,7 @@ class ArborApp(App[None]):
         Children of a folded node are not built until it is unfolded: a big tree costs only what is
         on screen. `unfold` opens everything placed (a filter's results).
         """
-        tree = self.query_one("#tree", Tree)
+        tree = self.main("#tree", Tree)
         item = self.tree_nodes.get(row.id)
         parent_item = tree.root if row.parent is None else self.tree_nodes.get(row.parent)
         if item is not None and parent_item is not None and item.parent is parent_item:
@@ -223,7 +233,7 @@ class ArborApp(App[None]):
                 self.place(self.nodes[child])
 
     def rebuild_tree(self) -> None:
-        tree = self.query_one("#tree", Tree)
+        tree = self.main("#tree", Tree)
         selected = tree.cursor_node.data if tree.cursor_node is not None else None
         active = self.filter.active()
         self.shown = set(self.nodes)
@@ -246,7 +256,7 @@ class ArborApp(App[None]):
 
     def refresh_alerts(self) -> None:
         assert self.src is not None
-        table = self.query_one("#alert-table", DataTable)
+        table = self.main("#alert-table", DataTable)
         table.clear()
         escalation = None
         for alert in reversed(self.src.alerts()):
@@ -257,7 +267,7 @@ class ArborApp(App[None]):
             table.add_row(Text(alert.severity, render.SEVERITY.get(alert.severity, "")), str(alert.id), alert.kind,
                           "" if alert.node is None else f"#{alert.node}", alert.message[:200], state,
                           key=str(alert.id))
-        banner = self.query_one("#banner", Static)
+        banner = self.main("#banner", Static)
         if escalation is not None:
             if self.escalation != escalation.id:
                 self.bell()
@@ -272,14 +282,14 @@ class ArborApp(App[None]):
     def refresh_charts(self) -> None:
         assert self.src is not None
         history = self.src.throughput_history()
-        self.query_one("#spark", Sparkline).data = history or [0.0]
+        self.main("#spark", Sparkline).data = history or [0.0]
         if history:
-            self.query_one("#spark-range", Static).update(
+            self.main("#spark-range", Static).update(
                 f"{len(history)} evaluations: {history[0]:.1f} → {history[-1]:.1f} tok/s")
-        self.query_one("#pareto", Static).update(render.pareto_plot(self.src.frontier()))
+        self.main("#pareto", Static).update(render.pareto_plot(self.src.frontier()))
 
     def log_events(self, delta: Delta) -> None:
-        log = self.query_one("#log", RichLog)
+        log = self.main("#log", RichLog)
         for event in delta.events:
             if event.kind in ("agent_run",):
                 continue
@@ -290,7 +300,7 @@ class ArborApp(App[None]):
     def show_detail(self, node_id: int | None) -> None:
         if self.src is None or node_id is None:
             return
-        self.query_one("#detail", Static).update(render.detail(self.src, self.src.node(node_id)))
+        self.main("#detail", Static).update(render.detail(self.src, self.src.node(node_id)))
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[int]) -> None:
         self.show_detail(event.node.data)
@@ -300,19 +310,19 @@ class ArborApp(App[None]):
         assert self.src is not None
         alert = next((a for a in self.src.alerts() if str(a.id) == event.row_key.value), None)
         if alert is not None:
-            self.query_one("#alert-detail", Static).update(render.alert_detail(alert))
+            self.main("#alert-detail", Static).update(render.alert_detail(alert))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on an alert jumps to its node."""
         assert self.src is not None
         alert = next((a for a in self.src.alerts() if str(a.id) == event.row_key.value), None)
         if alert is not None and alert.node in self.tree_nodes:
-            self.query_one("#tree", Tree).move_cursor(self.tree_nodes[alert.node])
-            self.query_one(TabbedContent).active = "node"
+            self.main("#tree", Tree).move_cursor(self.tree_nodes[alert.node])
+            self.main(TabbedContent).active = "node"
 
     # steering -----------------------------------------------------------
     def selected(self) -> Row | None:
-        cursor = self.query_one("#tree", Tree).cursor_node
+        cursor = self.main("#tree", Tree).cursor_node
         return self.nodes.get(cursor.data) if cursor is not None and cursor.data is not None else None
 
     def send(self, kind: str, payload: dict[str, Any], what: str) -> None:
@@ -386,8 +396,8 @@ class ArborApp(App[None]):
     def action_ack(self) -> None:
         if self.src is None:
             return
-        table = self.query_one("#alert-table", DataTable)
-        if self.query_one(TabbedContent).active != "alerts" or table.row_count == 0:
+        table = self.main("#alert-table", DataTable)
+        if self.main(TabbedContent).active != "alerts" or table.row_count == 0:
             self.notify("select an alert in the Alerts tab (2) first", severity="warning")
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
@@ -420,28 +430,28 @@ class ArborApp(App[None]):
 
     # view ---------------------------------------------------------------
     def action_tab(self, name: str) -> None:
-        self.query_one(TabbedContent).active = name
+        self.main(TabbedContent).active = name
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.main("#filter", Input)
         box.add_class("visible")
         box.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
             self.set_filter(event.value)
-            self.query_one("#tree", Tree).focus()
+            self.main("#tree", Tree).focus()
 
     def on_key(self, event: Any) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.main("#filter", Input)
         if event.key == "escape" and box.has_focus:
             box.value = ""
             box.remove_class("visible")
             self.set_filter("")
-            self.query_one("#tree", Tree).focus()
+            self.main("#tree", Tree).focus()
 
     def action_cycle_status(self) -> None:
         self.status_index = (self.status_index + 1) % len(STATUS_CYCLE)
@@ -449,7 +459,7 @@ class ArborApp(App[None]):
 
     def set_filter(self, text: str) -> None:
         self.filter = render.Filter.parse(text)
-        label = self.query_one("#filter-label", Label)
+        label = self.main("#filter-label", Label)
         label.update(f"filter: {text}" if text else "")
         label.set_class(bool(text), "visible")
         self.rebuild_tree()
