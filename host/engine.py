@@ -314,8 +314,13 @@ class Campaign:
         base = self.baseline_node()
         constraints = self.store.constraints()
         evaluated = self.evaluated_keys()
-        if not await self.ask_orchestrator(base):
-            proposed = [n for n in self.store.nodes("proposed") if n.kind != "baseline"]
+        asked = await self.ask_orchestrator(base)
+        proposed = [n for n in self.store.nodes("proposed") if n.kind != "baseline"]
+        if not asked or not proposed:
+            # The offline policy is the safety net: no model to ask, or a model that proposed nothing
+            # (a weak one may never call the tool); the score threshold still decides when to stop.
+            if asked:
+                self.store.event("offline_fallback", base.id, reason="the Orchestrator proposed nothing")
             # Proposals made under an earlier baseline apply to the current one now: compare on that.
             known = {policy.config_key(policy.apply(base.config, n.change)) for n in proposed}
             for action in policy.propose(self.spec, base.config, evaluated, constraints):

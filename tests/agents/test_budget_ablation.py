@@ -159,3 +159,19 @@ async def test_no_specialists_means_the_orchestrator_implements(tmp_path: Path,
     node_roles = {r[0] for r in store.conn.execute("SELECT role FROM llm_calls WHERE node = ?", [kernel.id])}
     assert node_roles == {"orchestrator"}
     assert kernel.status == "reverted" and "no change was made" in kernel.diagnosis
+
+
+async def test_a_model_that_never_calls_tools_does_not_stall_the_campaign(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weak model (SmolLM2-sized) answers in prose; the offline policy keeps the search going."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with FakeLLM(lambda turn: Reply("I think you should make it faster."), KEY) as fake:
+        spec = parse_spec(spec_text(fake.url, ["fast"], llm_usd=5.0, max_actions=1), "prose campaign")
+        run_dir = new_run(spec, tmp_path / "runs", None, True, lambda _: None)
+        await run_campaign(run_dir, lambda _: None)
+        asked = len(fake.by_role("orchestrator"))
+    store = CampaignStore(run_dir)
+    assert asked >= 1
+    assert any(e.kind == "offline_fallback" for e in store.events())
+    (node,) = [n for n in store.nodes() if n.kind != "baseline" and n.status != "pruned"]
+    assert node.proposer == "offline" and node.status == "kept"
