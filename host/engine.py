@@ -15,18 +15,17 @@ from arbor.tools.procs import group_members, reap_orphans
 
 from . import critic, policy
 from .agents import critic_agent, orchestrator
-from .agents.proposals import ProposedAction, validate
+from .agents.proposals import queued, validate_injection
 from .agents.team import Ablation, Team
 from .errors import HostError
 from .evaluate import evaluate
-from .models import Action, Node
+from .models import EVALUATED, Action, Node
 from .scoring import score, time_share, urgency
 from .services import Services
 from .spec import CampaignSpec
 from .store import CampaignStore
 
 Say = Callable[[str], None]
-EVALUATED = ("kept", "reverted", "crashed", "invalid")
 
 
 class Campaign:
@@ -66,6 +65,10 @@ class Campaign:
     def evaluated_keys(self) -> set[str]:
         return set(self.store.meta("evaluated", []))
 
+    def actions_done(self) -> list[Node]:
+        """Evaluated actions (the baseline is not one)."""
+        return [n for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline"]
+
     def mark_evaluated(self, config: dict[str, Any]) -> None:
         keys = self.evaluated_keys() | {policy.config_key(config)}
         self.store.set_meta("evaluated", sorted(keys))
@@ -74,8 +77,7 @@ class Campaign:
         """Why the campaign must stop now, or None."""
         if self.elapsed() >= self.spec.budget.wall_clock_s:
             return "wall-clock budget spent"
-        done = sum(1 for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline")
-        if done >= self.spec.budget.max_actions:
+        if len(self.actions_done()) >= self.spec.budget.max_actions:
             return "action budget spent"
         if self.store.meta("stop_requested"):
             return "stop requested"
@@ -203,7 +205,7 @@ class Campaign:
         if self.team is None or not self.team.available() or not self.ablation.critic or \
                 self.ablation.single_agent or every == 0:
             return
-        done = sum(1 for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline")
+        done = len(self.actions_done())
         if done - int(self.store.meta("last_review_at", 0)) >= every:
             await critic_agent.review(self.team, self, done)
 
@@ -298,15 +300,9 @@ class Campaign:
 
     def inject(self, payload: dict[str, Any]) -> Node:
         """An operator's hypothesis, validated like any proposal, queued and pinned."""
-        base = self.baseline_node()
-        pending = {policy.config_key(policy.apply(base.config, n.change)) for n in self.store.nodes("proposed")}
-        proposal = ProposedAction(change=payload.get("change") or {}, title=payload.get("title"),
-                                  rationale=str(payload.get("rationale") or "injected by the operator"),
-                                  speedup_estimate=float(payload.get("speedup_estimate", 0.0)))
-        ok = validate(self.spec, base.config, proposal, self.evaluated_keys(), pending, self.store.constraints(),
-                      "operator")
+        ok = validate_injection(self.spec, self.store, payload)
         estimate = {"proposer_estimate": ok.estimate} if "speedup_estimate" in payload else {}
-        node = self.add_candidate(ok.action, base, ok.config, estimate)
+        node = self.add_candidate(ok.action, self.baseline_node(), ok.config, estimate)
         return self.store.update_node(node.id, pinned=1)
 
     async def next_candidate(self) -> Node | None:
@@ -322,7 +318,7 @@ class Campaign:
             if asked:
                 self.store.event("offline_fallback", base.id, reason="the Orchestrator proposed nothing")
             # Proposals made under an earlier baseline apply to the current one now: compare on that.
-            known = {policy.config_key(policy.apply(base.config, n.change)) for n in proposed}
+            known = queued(self.store, base.config)
             for action in policy.propose(self.spec, base.config, evaluated, constraints):
                 config = policy.apply(base.config, action.change)
                 if policy.config_key(config) not in known:
@@ -394,7 +390,7 @@ class Campaign:
             prior = prior | {"speedup": speedup, "kb_speedup": prior["speedup"], "estimate": guess,
                              "source": f"{source} estimate" if p.level == "global" else f"KB and {source} estimate"}
         profile = self.latest_profile(base)
-        evaluated = [n for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline"]
+        evaluated = self.actions_done()
         current = self.primary_mean(base)
         unit = self.unit_cost()
         terms = score(p, time_share(node.layer, profile), urgency(current, self.spec.throughput_target,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 NodeStatus = Literal["proposed", "running", "kept", "reverted", "crashed", "pruned", "invalid"]
 ActionKind = Literal["baseline", "config", "env", "patch", "kernel"]
 Severity = Literal["info", "warning", "error", "critical"]
+EVALUATED = ("kept", "reverted", "crashed", "invalid")  # statuses of a node whose evaluation ended
 
 
 class Action(BaseModel):

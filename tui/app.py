@@ -14,8 +14,7 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Label, RichLog, Sparkline, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
-from arbor.host import policy
-from arbor.host.agents.proposals import ProposedAction, validate
+from arbor.host.agents.proposals import validate_injection
 from arbor.host.errors import HostError
 from arbor.tools.errors import ArborError
 
@@ -380,14 +379,8 @@ class ArborApp(App[None]):
     def check_injection(self, payload: dict[str, Any]) -> str | None:
         """The same validation as any proposal: the error text, or None."""
         assert self.src is not None
-        store = self.src.store
-        best = store.meta("baseline_node")
-        base = store.node(int(best)).config if best is not None else {}
-        pending = {policy.config_key(policy.apply(base, n.change)) for n in store.nodes("proposed")}
         try:
-            proposal = ProposedAction(change=payload["change"], rationale=payload["rationale"], speedup_estimate=0.0)
-            validate(self.src.spec, base, proposal, set(store.meta("evaluated", [])), pending, store.constraints(),
-                     "operator")
+            validate_injection(self.src.spec, self.src.store, payload)
         except (ArborError, ValueError) as exc:
             return str(exc).splitlines()[0] if not hasattr(exc, "errors") else \
                 "; ".join(e["msg"] for e in exc.errors())  # type: ignore[attr-defined]

@@ -14,7 +14,6 @@ from arbor.host.report import kept_path, mean_metric, sweep_series
 from arbor.host.spec import CampaignSpec
 from arbor.host.store import STORE, CampaignStore
 
-EVALUATED = ("kept", "reverted", "crashed", "invalid")
 COMMANDS = ("pause", "resume", "stop", "prune", "veto", "pin", "boost", "inject", "ack", "answer")
 
 

@@ -60,7 +60,6 @@ class Bridge:
         self.allowed = ROLE_TOOLS.get(role, set()) if allowed is None else allowed
         self.remote: dict[str, tuple[str, str]] = {}
         self.specs: list[ToolSpec] = []
-        self.timings: list[float] = []
 
     async def load(self) -> list[ToolSpec]:
         """List the allowed MCP tools (names prefixed by their server) and the local ones."""
@@ -79,7 +78,6 @@ class Bridge:
         started = time.perf_counter()
         result = await self._call(name, arguments)
         result.seconds = time.perf_counter() - started
-        self.timings.append(result.seconds)
         return result
 
     async def _call(self, name: str, arguments: dict[str, Any]) -> ToolResult:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..models import Node
+from ..models import EVALUATED, Node
 
 if TYPE_CHECKING:
     from ..engine import Campaign
-
-EVALUATED = ("kept", "reverted", "crashed", "invalid")
 
 
 def hardware(c: Campaign) -> str:

@@ -14,7 +14,7 @@ from ..models import Constraint, Node
 from . import briefing, evidence
 from .bridge import Bridge, LocalTool, local_tool
 from .prompts import render
-from .proposals import ProposedAction, Value, validate
+from .proposals import ProposedAction, Value, queued, validate
 
 if TYPE_CHECKING:
     from ..engine import Campaign
@@ -32,17 +32,22 @@ class ReadLog(BaseModel):
     count: int = Field(80, ge=1, le=400)
 
 
-class PublishConstraint(BaseModel):
-    """A region of the knob space the crash rules out, and what makes it allowed again."""
+class Prune(BaseModel):
+    """The idea is dead: rule out further moves in its direction."""
 
     model_config = ConfigDict(extra="forbid")
 
     knob: str
     op: Literal["eq", "ge", "le"]
     value: Value
-    requires: dict[str, Value] = Field(default_factory=dict, description="a change that makes the region safe")
     reason: str = Field(min_length=1, max_length=2000)
     evidence: list[str] = Evidence
+
+
+class PublishConstraint(Prune):
+    """A region of the knob space the crash rules out, and what makes it allowed again."""
+
+    requires: dict[str, Value] = Field(default_factory=dict, description="a change that makes the region safe")
 
 
 class Escalate(BaseModel):
@@ -91,18 +96,6 @@ class RaiseAlert(BaseModel):
     evidence: list[str] = Evidence
 
 
-class Prune(BaseModel):
-    """The idea is dead: rule out further moves in its direction."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    knob: str
-    op: Literal["eq", "ge", "le"]
-    value: Value
-    reason: str = Field(min_length=1, max_length=2000)
-    evidence: list[str] = Evidence
-
-
 def _constraint(c: Campaign, knob: str, op: str, value: Any, requires: dict[str, Any], node: Node,
                 must_cover: bool) -> tuple[str, str, Any, dict[str, Any]]:
     """Validate a region against the knob space (and that it explains `node`'s config when `must_cover`)."""
@@ -125,10 +118,11 @@ def _constraint(c: Campaign, knob: str, op: str, value: Any, requires: dict[str,
     return knob, op, value, clean
 
 
-def _escalate_tool(c: Campaign, node: Node, log_path: str | None, state: dict[str, Any]) -> LocalTool:
+def _escalate_tool(c: Campaign, node: Node | None, log_path: str | None, state: dict[str, Any]) -> LocalTool:
     def escalate(args: Escalate) -> str:
         cited = evidence.check(c.store, args.evidence, log_path)
-        c.store.add_alert("critical", "escalation", args.message, cited | {"by": "critic"}, node.id, True)
+        c.store.add_alert("critical", "escalation", args.message, cited | {"by": "critic"},
+                          node.id if node else None, True)
         state["escalated"] = True
         return "escalated to the operator"
     return local_tool("escalate", "Ask a human to look: the infrastructure itself is failing.", Escalate, escalate)
@@ -176,7 +170,7 @@ async def introspect(team: Team, c: Campaign, node: Node) -> bool:
     def refine(args: Refine) -> dict[str, Any]:
         cited = evidence.check(c.store, args.evidence)
         evaluated = c.evaluated_keys()
-        pending = {policy.config_key(policy.apply(base.config, n.change)) for n in c.store.nodes("proposed")}
+        pending = queued(c.store, base.config)
         added, rejected = [], []
         for i, proposal in enumerate(args.actions):
             try:
@@ -262,15 +256,8 @@ async def review(team: Team, c: Campaign, evaluated: int) -> None:
         c.store.add_alert(args.severity, "stability_review", args.message, cited | {"by": "critic"})
         return "alert raised"
 
-    def escalate(args: Escalate) -> str:
-        cited = evidence.check(c.store, args.evidence)
-        c.store.add_alert("critical", "escalation", args.message, cited | {"by": "critic"}, None, True)
-        state["escalated"] = True
-        return "escalated to the operator"
-
     tools = [local_tool("raise_alert", "Raise an alert about the trajectory (cite evidence).", RaiseAlert, alert),
-             local_tool("escalate", "Ask a human to look: the infrastructure itself is failing.", Escalate,
-                        escalate)]
+             _escalate_tool(c, None, None, state)]
     bridge = Bridge(team.clients, "critic", tools)
     await bridge.load()
     events = [f"event:{e.seq} {e.kind} node {e.node}: {str(e.data)[:200]}" for e in c.store.events()

@@ -20,7 +20,6 @@ class AgentRun(BaseModel):
     turns: int = 0
     calls: list[dict[str, Any]] = Field(default_factory=list)
     llm_seconds: list[float] = Field(default_factory=list)
-    host_seconds: list[float] = Field(default_factory=list)
     stopped: str = "end_turn"
 
 
@@ -50,14 +49,12 @@ async def run_agent(backend: Backend, ledger: Ledger, role: Role, model: str, sy
             run.stopped = reply.stop_reason
             return run
         results = []
-        host_started = time.perf_counter()
         for call in reply.tool_calls:
             outcome = await bridge.call(call.name, call.input)
             run.calls.append({"name": call.name, "input": call.input, "is_error": outcome.is_error,
                               "result": outcome.content[:2000], "seconds": round(outcome.seconds, 6)})
             results.append({"type": "tool_result", "tool_use_id": call.id, "content": outcome.content,
                             "is_error": outcome.is_error})
-        run.host_seconds.append(time.perf_counter() - host_started)
         messages.append({"role": "user", "content": results})
         if done is not None and done():
             run.stopped = "done"

@@ -12,7 +12,7 @@ from .. import policy
 from . import briefing
 from .bridge import Bridge, local_tool
 from .prompts import render
-from .proposals import Accepted, ProposedAction, validate
+from .proposals import Accepted, ProposedAction, queued, validate
 
 if TYPE_CHECKING:
     from ..engine import Campaign
@@ -32,7 +32,7 @@ async def propose(team: Team, c: Campaign, limit: int = 4) -> list[Accepted] | N
     base = c.baseline_node()
     evaluated = c.evaluated_keys()
     constraints = c.store.constraints()
-    pending = {policy.config_key(policy.apply(base.config, n.change)) for n in c.store.nodes("proposed")}
+    pending = queued(c.store, base.config)
     accepted: list[Accepted] = []
     state = {"clean": False}
 

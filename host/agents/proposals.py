@@ -11,6 +11,7 @@ from arbor.tools.errors import InputError
 from .. import policy
 from ..models import Action, Constraint
 from ..spec import CampaignSpec
+from ..store import CampaignStore
 
 Value = bool | int | float | str | None
 
@@ -38,6 +39,22 @@ class Accepted(BaseModel):
     estimate: float
     cost_s: float
     task: str | None = None
+
+
+def queued(store: CampaignStore, base: dict[str, Any]) -> set[str]:
+    """Keys of the configurations the proposed nodes would run from `base` (the current best)."""
+    return {policy.config_key(policy.apply(base, n.change)) for n in store.nodes("proposed")}
+
+
+def validate_injection(spec: CampaignSpec, store: CampaignStore, payload: dict[str, Any]) -> Accepted:
+    """An operator's hypothesis ({change, rationale?, title?, speedup_estimate?}) checked like any proposal."""
+    best = store.meta("baseline_node")
+    base = store.node(int(best)).config if best is not None else {}
+    proposal = ProposedAction(change=payload.get("change") or {}, title=payload.get("title"),
+                              rationale=str(payload.get("rationale") or "injected by the operator"),
+                              speedup_estimate=float(payload.get("speedup_estimate", 0.0)))
+    return validate(spec, base, proposal, set(store.meta("evaluated", [])), queued(store, base),
+                    store.constraints(), "operator")
 
 
 def validate(spec: CampaignSpec, base: dict[str, Any], proposal: ProposedAction, evaluated: set[str],

@@ -77,7 +77,6 @@ class Team:
         self.pool = Pool(agent.specialists, agent.devices, agent.specialist_timeout_s)
         self.failures = 0
         self.offline_reason: str | None = store.meta("llm_offline")
-        self.runs: list[AgentRun] = []
 
     def model(self, role: Role) -> str:
         return self.agent.models.get(role) or DEFAULT_MODELS[self.agent.backend][role]
@@ -113,7 +112,6 @@ class Team:
                 self.go_offline(f"{self.failures} failed calls in a row, the last: {exc}")
             return None
         self.failures = 0
-        self.runs.append(run)
         self.store.event("agent_run", node, role=role, model=self.model(role), turns=run.turns, stopped=run.stopped,
                          llm_seconds=[round(x, 6) for x in run.llm_seconds],
                          text=run.text[:2000], calls=[{k: v for k, v in c.items() if k != "result"} | {
