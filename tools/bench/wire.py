@@ -186,14 +186,25 @@ async def stream_post(endpoint: Endpoint, body: dict, timeout_s: float) -> Strea
     loop = asyncio.get_running_loop()
     done: asyncio.Future[StreamedResponse] = loop.create_future()
     try:
-        transport, _ = await asyncio.wait_for(
-            loop.create_connection(lambda: _Protocol(endpoint.request(body), done), endpoint.host, endpoint.port,
-                                   ssl=endpoint.ssl), timeout=min(timeout_s, 30.0))
-    except (TimeoutError, OSError) as exc:
-        raise NoByteError(f"connect failed: {exc or type(exc).__name__}") from exc
-    try:
-        return await asyncio.wait_for(done, timeout_s)
-    except TimeoutError as exc:
-        raise StreamError(f"no complete response within {timeout_s:g}s") from exc
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(lambda: _Protocol(endpoint.request(body), done), endpoint.host,
+                                       endpoint.port, ssl=endpoint.ssl), timeout=min(timeout_s, 30.0))
+        except (TimeoutError, OSError) as exc:
+            raise NoByteError(f"connect failed: {exc or type(exc).__name__}") from exc
+        try:
+            return await asyncio.wait_for(done, timeout_s)
+        except TimeoutError as exc:
+            raise StreamError(f"no complete response within {timeout_s:g}s") from exc
+        finally:
+            transport.close()
     finally:
-        transport.close()
+        _settle(done)
+
+
+def _settle(done: asyncio.Future[StreamedResponse]) -> None:
+    """Mark `done` as read: a connection torn down while connecting may have failed it after nobody waits."""
+    if not done.done():
+        done.cancel()
+    elif not done.cancelled():
+        done.exception()

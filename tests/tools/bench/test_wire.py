@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -26,7 +27,11 @@ async def raw_server(reply: Callable[[int], bytes | None]) -> AsyncIterator[str]
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal count
         count += 1
-        await reader.readuntil(b"\r\n\r\n")
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):  # the client gave up first
+            writer.close()
+            return
         data = reply(count)
         if data:
             writer.write(data)
@@ -108,3 +113,29 @@ async def test_garbage_and_bad_urls() -> None:
         Endpoint("ftp://host/x")
     with pytest.raises(NoByteError):
         await stream_post(Endpoint("http://127.0.0.1:1/x"), {}, 5)
+
+
+async def test_requests_cancelled_at_any_moment_leave_no_unread_failure() -> None:
+    """A run stopped mid-connect must not leave a failed future nobody reads (asyncio reports it as an error)."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        async with raw_server(lambda n: None) as url:
+            endpoint = Endpoint(url + "/x")
+            for spins in range(12):
+                task = asyncio.ensure_future(stream_post(endpoint, {}, 5))
+                for _ in range(spins):
+                    await asyncio.sleep(0)
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, NoByteError):
+                    pass
+            await asyncio.sleep(0.05)
+            gc.collect()
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert not reported, [str(c.get("exception") or c.get("message")) for c in reported]
