@@ -23,6 +23,8 @@ from .errors import HostError, first_cause
 from .mcp_calls import call
 
 STACK = "campaign"
+TORCH_PROFILED = {"vllm", "sim"}  # stacks whose time is on the GPU: vLLM's torch profiler, not perf
+TRACE_ENV = "VLLM_TORCH_PROFILER_DIR"
 
 
 class Timer:
@@ -38,13 +40,29 @@ class Timer:
         return sum(self.spent.values())
 
 
+def torch_profiled(stack: StackSpec, runs_root: Path, run_name: str) -> tuple[StackSpec, str | None]:
+    """The stack with its torch profiler directory set, and that directory inside the runs root, for stacks whose
+    time is on the GPU (perf would only see the Python host process); (stack, None) for the others."""
+    if stack.kind not in TORCH_PROFILED:
+        return stack, None
+    chosen = stack.env.get(TRACE_ENV)
+    if chosen is None:
+        folder = (runs_root / run_name / "traces").absolute()
+        return stack.model_copy(update={"env": stack.env | {TRACE_ENV: str(folder)}}), f"{run_name}/traces"
+    try:
+        return stack, str(Path(chosen).absolute().relative_to(runs_root.absolute()))
+    except ValueError:
+        return stack, None  # the operator's folder is outside what the profiler may read: perf it is
+
+
 class Services:
     """MCP clients for serving, bench, profiler and kb, opened together and closed together."""
 
     def __init__(self, runs_root: Path, run_name: str, stack: StackSpec, kb_path: Path,
                  endpoints: dict[str, str] | None = None, say: Callable[[str], None] | None = None,
                  token: str | None = None) -> None:
-        self.runs_root, self.run_name, self.stack, self.kb_path = runs_root, run_name, stack, kb_path
+        self.runs_root, self.run_name, self.kb_path = runs_root, run_name, kb_path
+        self.stack, self.trace_dir = torch_profiled(stack, runs_root, run_name)
         self.endpoints = endpoints or {}
         self.token = token
         self.say = say or (lambda _: None)
@@ -130,10 +148,12 @@ class Services:
                                                                   "label": label})
         return {"result": out["results"][0], "path": out["paths"][0]}
 
-    async def compare(self, baseline: list[str], candidate: list[str], confidence: float) -> dict[str, Any]:
-        """Relative change of output throughput with its interval."""
+    async def compare(self, baseline: list[str], candidate: list[str], confidence: float,
+                      allow_flawed: bool = False) -> dict[str, Any]:
+        """Relative change of output throughput with its interval (`allow_flawed`: nobody checked integrity)."""
         return await call(self.bench_client, "compare_results", {"baseline": baseline, "candidate": candidate,
-                                                          "metric": "output_throughput", "confidence": confidence})
+                                                          "metric": "output_throughput", "confidence": confidence,
+                                                          "allow_flawed": allow_flawed})
 
     async def sweep(self, base_url: str, workload: dict[str, Any], concurrencies: list[int], per: int,
                     minimum: int, label: str) -> dict[str, Any]:
@@ -158,9 +178,10 @@ class Services:
     async def profile(self, pid: int, base_url: str, workload: dict[str, Any], seconds: float,
                       name: str) -> dict[str, Any]:
         """Where the time goes, with load on."""
+        method = {"method": "torch", "trace_dir": self.trace_dir} if self.trace_dir else {}
         return await self.timed("profile", self.profiler_client, "profile_server", {
             "pid": pid, "base_url": base_url, "workload": workload, "seconds": seconds, "run_dir": self.run_name,
-            "name": name})
+            "name": name} | method)
 
     async def diff(self, before: str, after: str) -> dict[str, Any]:
         """Category shifts between two saved profiles."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from arbor.tools.errors import InputError
 from arbor.tools.serving.knobs import Knob
 from arbor.tools.serving.stack import StackKind, StackSpec
+from arbor.tools.sim.stack import scenario, sim_knobs
 
 Strict = ConfigDict(extra="forbid")
 DEFAULT = "default"  # binary/model value meaning "the built-in demo target"
@@ -208,7 +209,8 @@ class CampaignSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     target: Target
-    knobs: list[SearchKnob] = Field(min_length=1)
+    knobs: list[SearchKnob] = Field(default_factory=list, description="the knob space; a sim target defaults to "
+                                                                       "its scenario's")
     workload: Workload = Field(default_factory=Workload)
     gates: Gates = Field(default_factory=Gates)
     throughput_target: float | None = Field(None, gt=0, description="output tok/s at the primary point")
@@ -217,8 +219,24 @@ class CampaignSpec(BaseModel):
     agent: Agent = Field(default_factory=Agent)
     servers: Servers = Field(default_factory=Servers)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sim_knobs(cls, data: Any) -> Any:
+        target = data.get("target") if isinstance(data, dict) else None
+        if isinstance(target, dict) and target.get("stack") == "sim" and not data.get("knobs"):
+            try:
+                knobs = sim_knobs(str(target.get("model")))
+            except InputError as exc:
+                raise ValueError(str(exc)) from exc
+            domains = {k.name: k.domain() for k in scenario(str(target.get("model"))).knob}
+            data = dict(data, knobs=[k.model_dump(exclude_none=True) | {
+                "values": [v for v in domains[k.name] if v != k.default]} for k in knobs.values()])
+        return data
+
     @model_validator(mode="after")
     def _unique_knobs(self) -> CampaignSpec:
+        if not self.knobs:
+            raise ValueError("knobs: give at least one knob to search")
         names = [k.name for k in self.knobs]
         if len(set(names)) != len(names):
             raise ValueError(f"knob names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")

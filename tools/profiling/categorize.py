@@ -20,6 +20,11 @@ def _rules() -> list[tuple[str, re.Pattern[str]]]:
     return rules
 
 
+def categories() -> list[str]:
+    """Every category name, in matching order."""
+    return [name for name, _ in _rules()]
+
+
 def categorize(name: str) -> str:
     """The category of a kernel or symbol name, or "unknown"."""
     for category, pattern in _rules():

@@ -10,9 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import InputError
+from ..sim.stack import scenario, sim_argv, sim_knobs
 from .knobs import Knob, catalogue, resolve
 
-StackKind = Literal["llamacpp", "vllm", "sglang", "generic"]
+StackKind = Literal["llamacpp", "vllm", "sglang", "generic", "sim"]
 PLACEHOLDERS = {"model", "host", "port", "served_model_name"}
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -21,6 +22,7 @@ RESERVED_FLAGS = {
     "llamacpp": {"-m", "--model", "--host", "--port", "--metrics", "--alias", "-a"},
     "vllm": {"--model", "--host", "--port", "--served-model-name"},
     "sglang": {"--model-path", "--model", "--host", "--port", "--served-model-name", "--enable-metrics"},
+    "sim": {"--scenario", "--host", "--port", "--served-model-name"},
 }
 
 
@@ -30,8 +32,8 @@ class StackSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: StackKind
-    model: str = Field(min_length=1, description="model path or hub id")
-    binary: str | None = Field(None, description="llama-server path, vllm executable, or python for sglang")
+    model: str = Field(min_length=1, description="model path or hub id; sim: the scenario name")
+    binary: str | None = Field(None, description="llama-server path, vllm executable, or python for sglang and sim")
     served_model_name: str | None = None
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=1, le=65535, description="None picks a free port")
@@ -55,6 +57,8 @@ class StackSpec(BaseModel):
                         raise ValueError(f"unknown placeholder {{{name}}} in command; use {sorted(PLACEHOLDERS)}")
         elif self.command:
             raise ValueError(f"command is only for the generic kind, not {self.kind}")
+        if self.kind == "sim":
+            scenario(self.model)
         for arg in [*self.base_args, *(self.command or [])]:
             if "\x00" in arg or "\n" in arg:
                 raise ValueError("arguments must be single-line strings")
@@ -64,7 +68,7 @@ class StackSpec(BaseModel):
         """The knobs this stack accepts."""
         if self.knobs is not None:
             return {k.name: k for k in self.knobs}
-        return catalogue(self.kind)
+        return sim_knobs(self.model) if self.kind == "sim" else catalogue(self.kind)
 
     @property
     def model_name(self) -> str:
@@ -89,6 +93,8 @@ def build_command(spec: StackSpec, knob_values: dict[str, Any], port: int) -> tu
                 "--host", host, "--port", str(port), "--enable-metrics"]
         if spec.served_model_name:
             argv += ["--served-model-name", spec.served_model_name]
+    elif spec.kind == "sim":
+        argv = sim_argv(spec.binary, model, host, port, spec.model_name)
     else:
         values = {"model": model, "host": host, "port": str(port), "served_model_name": spec.model_name}
         argv = [_PLACEHOLDER.sub(lambda m: values[m.group(1)], item) for item in spec.command or []]

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arbor.tools.errors import InputError
+from arbor.tools.profiling.categorize import categories as profile_categories
 
 Strict = ConfigDict(extra="forbid")
 Value = bool | int | float | str
@@ -68,7 +69,9 @@ class Scenario(BaseModel):
     output_tok_s: float = Field(gt=0, description="output throughput at the defaults, at the primary point")
     ttft_ms: float = Field(gt=0)
     noise_cv: float = Field(0.02, ge=0, le=0.5)
-    categories: dict[str, float] = Field(description="milliseconds per output token at the defaults")
+    saturation: int = Field(4, ge=1, description="streams at which the server reaches its rate; fewer get a share")
+    categories: dict[str, float] = Field(description="profile category -> milliseconds per output token at "
+                                                     "the defaults")
     knob: list[SimKnob]
     interaction: list[Region] = Field(default_factory=list)
     crash: list[Region] = Field(default_factory=list)
@@ -78,6 +81,9 @@ class Scenario(BaseModel):
     @model_validator(mode="after")
     def _known_names(self) -> Scenario:
         names = {k.name for k in self.knob}
+        unknown = set(self.categories) - set(profile_categories())
+        if unknown:
+            raise ValueError(f"{self.name}: {sorted(unknown)} are not profile categories {profile_categories()}")
         for region in (*self.interaction, *self.crash, *self.corrupt, *self.trap):
             if set(region.when) - names:
                 raise ValueError(f"{self.name}: regions name unknown knobs {sorted(set(region.when) - names)}")

@@ -1,0 +1,329 @@
+"""The simulated serving stack as a real OpenAI-compatible streaming server, paced by the scenario model.
+
+It speaks what llama-server and vLLM speak: `POST /v1/completions` and
+`/v1/chat/completions` (streamed as `text/event-stream` chunks ending in
+`data: [DONE]`, with a usage chunk on `stream_options.include_usage`, or one JSON
+body), llama.cpp's `/tokenize` and `/detokenize` (one token per word), `/health`,
+`/v1/models`, and vLLM's `/start_profile` and `/stop_profile`, which write a gzipped
+Chrome trace per rank into `VLLM_TORCH_PROFILER_DIR`.
+
+The configuration comes as one flag per knob (`--NAME VALUE`). A configuration in a
+crash region dies at start with the region's log line (a segfault kills itself
+with SIGSEGV); in a corrupt region greedy outputs differ from the defaults'; in a
+trap region a stream that asks `ignore_eos` stops early anyway (the workload changes, the
+greedy outputs do not).
+Tokens come at the modelled rate shared by the active streams, with seeded noise.
+
+Run: python -m arbor.tools.sim.server --scenario layered --seed 0 --port 8000 [--gemm_tuning tuned ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import time
+import zlib
+
+from arbor.tools.errors import InputError
+
+from .model import Behaviour, Scenario, Value, behaviour, noisy, scenarios
+
+WORDS = ("the of and to in is was for on that with as by at from it his an were are which this be has or had "
+         "one not but first new after also two who their its time more been other year world city state").split()
+# Kernel names as they appear in GPU traces, one per category; the profiler's own patterns classify them.
+KERNELS = {
+    "gemm": "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off",
+    "attention": "void flash::flash_fwd_splitkv_kernel<Flash_fwd_kernel_traits<128, 64, 128, 4>, true>",
+    "communication": "ncclDevKernel_AllReduce_Sum_bf16_RING_LL(ncclDevKernelArgsStorage<4096ul>)",
+    "moe": "fused_moe_kernel",
+    "norm_elementwise": "void vllm::rms_norm_kernel<c10::BFloat16, 8, 2>",
+    "memcpy": "Memcpy DtoD (Device -> Device)",
+    "sampling": "void flashinfer::sampling::TopKTopPSamplingFromProbKernel<1024, 1, 4, float, int>",
+}
+WINDOW_S = 1.0  # the slow noise component is redrawn this often
+
+
+class Engine:
+    """Token pacing, outputs and the trace of one simulated server."""
+
+    def __init__(self, scenario: Scenario, b: Behaviour, seed: int, model: str) -> None:
+        self.s, self.b, self.model = scenario, b, model
+        self.rng = random.Random(seed)
+        self.active = 0
+        self.generated = 0
+        self.window = (-1, 1.0)
+        self.profiling_since: int | None = None
+        self.vocab: dict[str, int] = {}
+        self.words: dict[int, str] = {}
+
+    def slow_factor(self) -> float:
+        """The machine-level noise of the current window (what makes repeats differ)."""
+        index = int(time.monotonic() / WINDOW_S)
+        if index != self.window[0]:
+            self.window = (index, noisy(1.0, self.s.noise_cv, self.rng))
+        return self.window[1]
+
+    def step_s(self, factor: float) -> float:
+        """Seconds until this stream's next token: the rate is shared once the batch is full."""
+        return max(self.s.saturation, self.active) / self.b.output_tok_s * factor
+
+    def text(self, prompt: str, n: int) -> list[str]:
+        """The greedy output for `prompt`: fixed per prompt, different in a corrupt region."""
+        salt = "corrupt" if self.b.corrupt else ""
+        rng = random.Random(zlib.crc32(f"{salt}{prompt}".encode()))
+        return [rng.choice(WORDS) for _ in range(n)]
+
+    def n_out(self, req: dict) -> int:
+        asked = max(1, int(req.get("max_tokens") or 16))
+        if not req.get("ignore_eos"):
+            return asked  # the natural end of every prompt lies beyond what is asked
+        # A trap stops at an end-of-sequence the request said to ignore: the benchmark's workload shrinks while
+        # greedy outputs, which never ask to ignore it, stay the same.
+        return max(1, round(asked * self.b.output_scale))
+
+    def token_id(self, word: str) -> int:
+        if word not in self.vocab:
+            self.vocab[word] = len(self.vocab) + 1
+            self.words[self.vocab[word]] = word
+        return self.vocab[word]
+
+    def trace(self, directory: str) -> str:
+        """Write the profile window as a vLLM-style gzipped Chrome trace; GPU kernels only, host time as gaps."""
+        tokens = max(1, self.generated - (self.profiling_since or 0))
+        events, ts = [], 0.0
+        steps = min(tokens, 2000)  # enough events for stable shares, a small file
+        per_step = tokens / steps
+        for _ in range(steps):
+            for category, ms in self.b.ms_per_token.items():
+                dur = ms * 1000.0 * per_step  # microseconds
+                if category in KERNELS:
+                    cat = "gpu_memcpy" if category == "memcpy" else "kernel"
+                    events.append({"ph": "X", "cat": cat, "name": KERNELS[category], "ts": ts, "dur": dur,
+                                   "pid": 0, "tid": 7})
+                else:
+                    events.append({"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": ts,
+                                   "dur": dur, "pid": 0, "tid": 1})
+                ts += dur
+        path = os.path.join(directory, f"{socket.gethostname()}_{os.getpid()}.{time.time_ns()}.pt.trace.json.gz")
+        with gzip.open(path + ".tmp", "wt") as handle:
+            json.dump({"schemaVersion": 1, "traceEvents": events}, handle)
+        os.replace(path + ".tmp", path)
+        return path
+
+
+class Server:
+    """HTTP/1.1 with Connection: close, as the bench client expects."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            received = time.monotonic()
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = request_line.split(" ", 2)
+            headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            req = json.loads(body) if body else {}
+            if not isinstance(req, dict):
+                raise ValueError("the body is not a JSON object")
+            await self.route(writer, method, path.split("?", 1)[0], req, received)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        except (ValueError, KeyError, TypeError) as exc:
+            await self.json(writer, {"error": {"message": f"bad request: {exc}", "type": "invalid_request_error"}},
+                            "400 Bad Request")
+        finally:
+            writer.close()
+
+    async def route(self, writer: asyncio.StreamWriter, method: str, path: str, req: dict, received: float) -> None:
+        if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
+            chat = path.endswith("chat/completions")
+            if req.get("stream"):
+                await self.stream(writer, req, chat, received)
+            else:
+                await self.complete(writer, req, chat)
+        elif method == "POST" and path == "/tokenize":
+            await self.json(writer, {"tokens": [self.e.token_id(w) for w in str(req.get("content", "")).split()]})
+        elif method == "POST" and path == "/detokenize":
+            words = [self.e.words.get(int(i), "the") for i in req.get("tokens", [])]
+            await self.json(writer, {"content": " ".join(words)})
+        elif method == "POST" and path in ("/start_profile", "/stop_profile"):
+            await self.profile(writer, path == "/start_profile")
+        elif path == "/health":
+            await self.json(writer, {"status": "ok"})
+        elif path == "/v1/models":
+            await self.json(writer, {"object": "list", "data": [{"id": self.e.model, "object": "model",
+                                                                 "owned_by": "arbor-sim"}]})
+        else:
+            await self.json(writer, {"error": {"message": f"no route {method} {path}"}}, "404 Not Found")
+
+    async def profile(self, writer: asyncio.StreamWriter, start: bool) -> None:
+        directory = os.environ.get("VLLM_TORCH_PROFILER_DIR")
+        if not directory:
+            await self.json(writer, {"error": {"message": "profiling is off: set VLLM_TORCH_PROFILER_DIR"}},
+                            "404 Not Found")
+            return
+        if start:
+            self.e.profiling_since = self.e.generated
+        else:
+            os.makedirs(directory, exist_ok=True)
+            path = await asyncio.to_thread(self.e.trace, directory)
+            print(f"profiler: trace written to {path}", flush=True)
+        await self.json(writer, {})
+
+    @staticmethod
+    def prompt_of(req: dict, chat: bool) -> str:
+        if chat:
+            return " ".join(str(m.get("content", "")) for m in req.get("messages", []) if isinstance(m, dict))
+        prompt = req.get("prompt", "")
+        return " ".join(map(str, prompt)) if isinstance(prompt, list) else str(prompt)
+
+    async def stream(self, writer: asyncio.StreamWriter, req: dict, chat: bool, received: float) -> None:
+        e = self.e
+        prompt = self.prompt_of(req, chat)
+        words = e.text(prompt, e.n_out(req))
+        factor = noisy(1.0, e.s.noise_cv, e.rng) * e.slow_factor()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked"
+                     b"\r\nConnection: close\r\n\r\n")
+        created, rid = int(time.time()), f"cmpl-{zlib.crc32(prompt.encode()):08x}{time.monotonic_ns() % 10**6}"
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        e.active += 1
+        try:
+            due = received + e.b.ttft_ms / 1000.0 * factor
+            for i, word in enumerate(words):
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                text = word if i == 0 else " " + word
+                last = i == len(words) - 1
+                choice = {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
+                choice["finish_reason"] = "length" if last else None
+                self.chunk(writer, {"id": rid, "object": kind, "created": created, "model": e.model,
+                                    "choices": [choice]})
+                await writer.drain()
+                e.generated += 1
+                due += e.step_s(factor)
+        finally:
+            e.active -= 1
+        if (req.get("stream_options") or {}).get("include_usage"):
+            n_prompt = len(prompt.split())
+            self.chunk(writer, {"id": rid, "object": kind, "created": created, "model": e.model, "choices": [],
+                                "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(words),
+                                          "total_tokens": n_prompt + len(words)}})
+        self.chunk_raw(writer, b"data: [DONE]\n\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async def complete(self, writer: asyncio.StreamWriter, req: dict, chat: bool) -> None:
+        e = self.e
+        prompt = self.prompt_of(req, chat)
+        words = e.text(prompt, e.n_out(req))
+        factor = noisy(1.0, e.s.noise_cv, e.rng) * e.slow_factor()
+        e.active += 1
+        try:
+            await asyncio.sleep(e.b.ttft_ms / 1000.0 * factor + (len(words) - 1) * e.step_s(factor))
+        finally:
+            e.active -= 1
+        e.generated += len(words)
+        text = " ".join(words)
+        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"} if chat
+                  else {"index": 0, "text": text, "finish_reason": "length"})
+        n_prompt = len(prompt.split())
+        await self.json(writer, {"id": "cmpl-sim", "object": "chat.completion" if chat else "text_completion",
+                                 "created": int(time.time()), "model": e.model, "choices": [choice],
+                                 "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(words),
+                                           "total_tokens": n_prompt + len(words)}})
+
+    @staticmethod
+    async def json(writer: asyncio.StreamWriter, data: dict, status: str = "200 OK") -> None:
+        payload = json.dumps(data).encode()
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
+                     f"\r\nConnection: close\r\n\r\n".encode() + payload)
+        await writer.drain()
+
+    def chunk(self, writer: asyncio.StreamWriter, event: dict) -> None:
+        self.chunk_raw(writer, b"data: " + json.dumps(event).encode() + b"\n\n")
+
+    @staticmethod
+    def chunk_raw(writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Scenario, dict[str, Value]]:
+    """The server's options and the configuration its knob flags set (validated against the scenario)."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--scenario", required=True, choices=sorted(scenarios()))
+    known, _ = first.parse_known_args(argv)
+    s = scenarios()[known.scenario]
+    parser = argparse.ArgumentParser(prog="arbor-sim", description=f"simulated stack: {s.description}")
+    parser.add_argument("--scenario", required=True, choices=sorted(scenarios()))
+    parser.add_argument("--seed", type=int, default=0, help="seeds the measurement noise")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--served-model-name", default=f"sim-{s.name}")
+    parser.add_argument("--startup-s", type=float, default=0.2, help="time spent 'loading the model'")
+    for knob in s.knob:
+        parser.add_argument(f"--{knob.name}", metavar="VALUE", help=f"{knob.category}/{knob.layer}: {knob.domain()}")
+    args = parser.parse_args(argv)
+    config: dict[str, Value] = {}
+    for knob in s.knob:
+        raw = getattr(args, knob.name)
+        if raw is None:
+            continue
+        if knob.type == "bool":
+            if raw.lower() not in ("true", "false", "1", "0", "on", "off"):
+                parser.error(f"argument --{knob.name}: invalid bool value: {raw!r}")
+            config[knob.name] = raw.lower() in ("true", "1", "on")
+        elif knob.type == "int":
+            try:
+                config[knob.name] = int(raw)
+            except ValueError:
+                parser.error(f"argument --{knob.name}: invalid int value: {raw!r}")
+        else:
+            config[knob.name] = raw
+    try:
+        s.full(config)
+    except InputError as exc:
+        parser.error(str(exc))
+    return args, s, config
+
+
+async def serve(args: argparse.Namespace, engine: Engine) -> None:
+    server = await asyncio.start_server(Server(engine).handle, args.host, args.port, backlog=1024)
+    print(f"INFO: serving {engine.model} on http://{args.host}:{args.port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, s, config = parse_args(sys.argv[1:] if argv is None else argv)
+    print(f"INFO: arbor-sim scenario={s.name} seed={args.seed} config={json.dumps(config, sort_keys=True)}",
+          flush=True)
+    print("INFO: loading model weights", flush=True)
+    b = behaviour(s, config)
+    time.sleep(args.startup_s)
+    if b.crash is not None:
+        print(b.crash.log, flush=True)
+        if b.crash.kind == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if b.crash.kind == "abort":
+            os.abort()
+        sys.exit(1)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        asyncio.run(serve(args, Engine(s, b, args.seed, args.served_model_name)))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
