@@ -52,6 +52,18 @@ async def _finish(c: Campaign, node: Node, status: str, diagnosis: str, gain: fl
     return node
 
 
+def _rule_out_workload_change(c: Campaign, node: Node, finding: critic.Finding, path: str) -> None:
+    """A change that keeps altering what is measured (lengths, the workload itself) is ruled out, not retried.
+
+    Only a one-knob change is pinned on its value; which knob of several did it is not known.
+    """
+    if finding.kind not in ("length_drift", "fingerprint_mismatch") or len(node.change) != 1:
+        return
+    ((knob, value),) = node.change.items()
+    c.store.add_constraint(knob, "eq", value, f"changes the workload itself: {finding.message}",
+                           {"node": node.id, "result": path, "finding": finding.kind}, node.id)
+
+
 async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
     base = c.baseline_node()
     lines = [f"line {e['line']}: {e['text']}" for e in failure.get("evidence", [])]
@@ -85,12 +97,35 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
     await c.restore_known_good()
 
 
+def _combine_near_misses(c: Campaign, node: Node, base: Node) -> None:
+    """Queue this unsettled gain together with the other unsettled gains measured on the kept path."""
+    path, current = set(), base
+    while True:
+        path.add(current.id)
+        if current.parent is None:
+            break
+        current = c.store.node(current.parent)
+    misses = [(_action(n), float(n.gain)) for n in c.store.nodes("reverted")
+              if n.parent in path and n.kind == "config" and n.gain is not None and n.gain > 0
+              and n.proposer != "introspection"
+              and any(base.config.get(k) != v for k, v in n.change.items())]
+    found = policy.combine_near_misses(c.spec, base.config, misses, c.evaluated_keys(), c.store.constraints())
+    if found is None:
+        return
+    action, estimate = found
+    c.store.add_node(parent=node.id, depth=node.depth + 1, status="proposed", title=action.title,
+                     category=action.category, layer=action.layer, kind=action.kind, change=action.change,
+                     config=policy.apply(base.config, action.change), rationale=action.rationale,
+                     proposer=action.proposer, priors={"proposer_estimate": estimate})
+
+
 async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None = None, low: float | None = None,
                     high: float | None = None, refine: bool = True) -> None:
     node = await _finish(c, node, "reverted", diagnosis, gain, low, high)
     if refine and _llm_critic(c) and await critic_agent.introspect(c.team, c, node):  # type: ignore[arg-type]
         refine = False  # the LLM Critic refined or pruned, with evidence
-    if refine and c.ablation.critic and not c.ablation.single_agent:
+    # One level of introspection: a refinement that regresses too is not halved again (a cliff stays a cliff).
+    if refine and c.ablation.critic and not c.ablation.single_agent and node.proposer != "introspection":
         base = c.baseline_node()
         for action in policy.refine_after_regression(c.spec, base.config, _action(node), c.evaluated_keys(),
                                                      c.store.constraints()):
@@ -98,6 +133,8 @@ async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None 
             c.store.add_node(parent=node.id, depth=node.depth + 1, status="proposed", title=action.title,
                              category=action.category, layer=action.layer, kind=action.kind, change=action.change,
                              config=config, rationale=action.rationale, proposer=action.proposer)
+        if gain is not None and gain > 0 and node.kind == "config":
+            _combine_near_misses(c, node, base)
     await c.restore_known_good()
 
 
@@ -186,10 +223,11 @@ async def evaluate(c: Campaign, node: Node) -> None:
     throughputs: list[float] = []
     retests = confirmed_at = 0
     decision: tuple[str, str, Any] | None = None
+    # Without the Critic nobody checks a measurement's integrity, so comparisons take flawed ones as they come.
+    guarded = c.ablation.critic and not c.ablation.single_agent
     while len(paths) < spec.search.max_repeats:
         out = await c.measure_primary(node, f"n{node.id}-r{len(paths) + retests + 1}")
         result = out["result"]
-        guarded = c.ablation.critic and not c.ablation.single_agent
         verdict = critic.check_result(spec, result, base_fingerprint, out["path"]) if guarded else critic.Verdict()
         for finding in verdict.findings:
             _alert(c, finding, node)
@@ -197,6 +235,7 @@ async def evaluate(c: Campaign, node: Node) -> None:
             store.invalidate_measurement(store.node(node.id).measurement_ids[-1], verdict.findings[0].message)
             retests += 1
             if retests > 2:
+                _rule_out_workload_change(c, node, verdict.findings[0], out["path"])
                 await _finish(c, node, "invalid", "measurement integrity: " + verdict.findings[0].message)
                 await c.restore_known_good()
                 return
@@ -208,7 +247,7 @@ async def evaluate(c: Campaign, node: Node) -> None:
         throughputs.append(result["output_throughput"])
         if len(paths) < spec.search.min_repeats:
             continue
-        cmp = await c.svc.compare(base_paths, paths, spec.search.confidence)
+        cmp = await c.svc.compare(base_paths, paths, spec.search.confidence, not guarded)
         if c.ablation.single_agent:
             # The single-agent baseline: keep if better, no interval, no Critic, no sweep.
             better = cmp["rel_change"] > 0
@@ -233,7 +272,7 @@ async def evaluate(c: Campaign, node: Node) -> None:
                                   f"+{spec.search.min_gain:.0%}", cmp)
             break
     if decision is None:
-        cmp = await c.svc.compare(base_paths, paths, spec.search.confidence) if paths else None
+        cmp = await c.svc.compare(base_paths, paths, spec.search.confidence, not guarded) if paths else None
         gain = cmp["rel_change"] if cmp else None
         await _reverted(c, node, f"not settled after {len(paths)} repeats ({gain:+.1%})" if gain is not None
                         else "no valid measurement", gain, cmp and cmp["ci_low"], cmp and cmp["ci_high"])

@@ -158,6 +158,33 @@ def refine_after_regression(spec: CampaignSpec, config: dict[str, Any], action: 
     return out
 
 
+def combine_near_misses(spec: CampaignSpec, config: dict[str, Any], misses: list[tuple[Action, float]],
+                        evaluated: set[str], constraints: list[Constraint]) -> tuple[Action, float] | None:
+    """Introspection of moves that measured a gain too small to settle: all of them at once, and their summed gain.
+
+    Alone each hides in the noise; together their gains add up (and knobs that only pay
+    together get tried together). The largest gain comes first and names the action.
+    """
+    change: dict[str, Any] = {}
+    parts = []
+    for action, gain in sorted(misses, key=lambda m: -m[1]):
+        if gain <= 0 or any(k in change for k in action.change):
+            continue
+        change |= action.change
+        parts.append((action, gain))
+    if len(parts) < 2:
+        return None
+    after = apply(config, change)
+    if config_key(after) in evaluated or violates(constraints, after):
+        return None
+    lead = parts[0][0]
+    gains = ", ".join(f"{a.title} {g:+.1%}" for a, g in parts)
+    action = Action(title="together: " + describe(change, config), category=lead.category, layer=lead.layer,
+                    kind="config", change=change, proposer="introspection",
+                    rationale=f"each gained too little to settle alone ({gains}); together they may clear the noise")
+    return action, sum(g for _, g in parts)
+
+
 SLOT_KNOBS = ("parallel", "max_num_seqs", "max_running_requests")
 THREAD_KNOBS = ("threads", "threads_batch")
 DEFAULT_SLOTS = {"llamacpp": 4}

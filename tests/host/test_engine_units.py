@@ -120,3 +120,21 @@ def test_disk_and_leftover_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     finding = critic.check_disk(tmp_path)
     assert finding.kind == "disk_full" and finding.needs_human and "100 MiB free" in finding.message
     assert critic.check_leftovers([]) is None and critic.check_leftovers([42]).evidence == {"pids": [42]}
+
+
+def test_unsettled_gains_are_combined(tmp_path: Path) -> None:
+    def act(change: dict) -> Action:
+        return Action(title=policy.describe(change, {}), category="config", layer="scheduler", kind="config",
+                      change=change, rationale="t")
+
+    misses = [(act({"parallel": 8}), 0.012), (act({"poll": 0}), 0.021), (act({"parallel": 16}), 0.005),
+              (act({"threads": 1}), -0.03)]
+    action, estimate = policy.combine_near_misses(SPEC, {}, misses, set(), [])
+    assert action.change == {"poll": 0, "parallel": 8}, "positive gains only, the larger value of a knob wins"
+    assert action.title.startswith("together: poll") and action.proposer == "introspection"
+    assert estimate == pytest.approx(0.033) and "+2.1%" in action.rationale
+    assert policy.combine_near_misses(SPEC, {}, misses[:1] + misses[3:], set(), []) is None, "one alone is no combo"
+    done = {policy.config_key({"poll": 0, "parallel": 8})}
+    assert policy.combine_near_misses(SPEC, {}, misses, done, []) is None, "never measured twice"
+    store = CampaignStore(tmp_path)
+    assert policy.combine_near_misses(SPEC, {}, misses, set(), constraint(store, "poll", "eq", 0)) is None

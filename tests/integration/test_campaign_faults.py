@@ -107,6 +107,9 @@ async def test_length_drift_is_caught_retested_and_never_kept(tmp_path: Path) ->
     drift_alerts = [a for a in store.alerts() if a.kind == "length_drift" and a.node == node.id]
     assert len(drift_alerts) == 3, "flagged, re-tested twice, then given up"
     assert store.measurements(node.id, "primary") == [], "the drifted measurements are set aside"
+    (ruled,) = store.constraints()
+    assert (ruled.knob, ruled.op, ruled.value, ruled.node) == ("short_output", "eq", True, node.id)
+    assert "changes the workload" in ruled.reason
 
 
 async def test_a_noisy_small_improvement_gets_more_repeats_and_no_keep(tmp_path: Path) -> None:
