@@ -47,7 +47,14 @@ def launch_command(spec: CampaignSpec, config: dict[str, Any], binary: str | Non
 
 
 def pareto_svg(series: dict[str, list[tuple[float, float, int]]]) -> str:
-    """A small SVG: output tok/s per GPU (x) against tok/s per user (y), one polyline per configuration."""
+    """Output tok/s per GPU (x) against tok/s per user (y), one polyline per configuration."""
+    return line_svg({label: [(x, y, f"c={conc}") for x, y, conc in pts] for label, pts in series.items()},
+                    "output tok/s per GPU", "tok/s per user (1000 / TPOT)", sort=True)
+
+
+def line_svg(series: dict[str, list[tuple[float, float, str | None]]], x_label: str, y_label: str,
+             sort: bool = False, markers: bool = True) -> str:
+    """A small SVG line plot: one polyline per series, points optionally annotated."""
     width, height, pad = 640, 420, 60
     points = [p for pts in series.values() for p in pts]
     if not points:
@@ -58,31 +65,38 @@ def pareto_svg(series: dict[str, list[tuple[float, float, int]]]) -> str:
     def xy(x: float, y: float) -> tuple[float, float]:
         return pad + x / max_x * (width - 2 * pad), height - pad - y / max_y * (height - 2 * pad)
 
-    colours = ["#888888", "#d62728", "#1f77b4", "#2ca02c"]
+    colours = ["#888888", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
              "font-size='12'>", f"<rect width='{width}' height='{height}' fill='white'/>",
              f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' y2='{height - pad}' stroke='black'/>",
              f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{height - pad}' stroke='black'/>",
-             f"<text x='{width / 2}' y='{height - 15}' text-anchor='middle'>output tok/s per GPU</text>",
+             f"<text x='{width / 2}' y='{height - 15}' text-anchor='middle'>{x_label}</text>",
              f"<text x='15' y='{height / 2}' transform='rotate(-90 15 {height / 2})' text-anchor='middle'>"
-             "tok/s per user (1000 / TPOT)</text>"]
+             f"{y_label}</text>"]
     for tick in range(5):
         tx, ty = max_x * tick / 4, max_y * tick / 4
         px, _ = xy(tx, 0)
         _, py = xy(0, ty)
-        parts.append(f"<text x='{px}' y='{height - pad + 15}' text-anchor='middle'>{tx:.0f}</text>")
-        parts.append(f"<text x='{pad - 5}' y='{py + 4}' text-anchor='end'>{ty:.0f}</text>")
+        parts.append(f"<text x='{px}' y='{height - pad + 15}' text-anchor='middle'>{_tick(tx, max_x)}</text>")
+        parts.append(f"<text x='{pad - 5}' y='{py + 4}' text-anchor='end'>{_tick(ty, max_y)}</text>")
     for i, (label, pts) in enumerate(series.items()):
         colour = colours[i % len(colours)]
-        coords = [xy(x, y) for x, y, _ in sorted(pts)]
+        ordered = sorted(pts) if sort else list(pts)
+        coords = [xy(x, y) for x, y, _ in ordered]
         parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='"
                      + " ".join(f"{a:.1f},{b:.1f}" for a, b in coords) + "'/>")
-        for (a, b), (_, _, conc) in zip(coords, sorted(pts), strict=True):
-            parts.append(f"<circle cx='{a:.1f}' cy='{b:.1f}' r='4' fill='{colour}'/>"
-                         f"<text x='{a + 6:.1f}' y='{b - 6:.1f}' fill='{colour}'>c={conc}</text>")
+        for (a, b), (_, _, note) in zip(coords, ordered, strict=True):
+            if markers:
+                parts.append(f"<circle cx='{a:.1f}' cy='{b:.1f}' r='4' fill='{colour}'/>")
+            if note:
+                parts.append(f"<text x='{a + 6:.1f}' y='{b - 6:.1f}' fill='{colour}'>{note}</text>")
         parts.append(f"<text x='{width - pad - 150}' y='{pad + 18 * i}' fill='{colour}'>{label}</text>")
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _tick(value: float, top: float) -> str:
+    return f"{value:.0f}" if top >= 10 else f"{value:.2f}"
 
 
 def sweep_series(store: CampaignStore, node: Node) -> list[tuple[float, float, int]]:

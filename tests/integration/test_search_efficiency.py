@@ -1,0 +1,83 @@
+"""The search-efficiency comparison: its metrics on known trajectories, and a small real comparison end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from arbor.tools.sim.model import scenarios
+from tests.perf import search_efficiency
+from tests.perf.searchbench.summary import headline, summarise
+from tests.perf.searchbench.trajectory import Evaluation, Trajectory
+from tests.perf.searchbench.truth import Truth
+
+TRUTH = Truth(scenarios()["layered"])
+GOOD = {"gemm_tuning": "aggressive", "attention_backend": "flash"}
+TRAP = {"early_stop": True}
+
+
+def run(*steps: tuple[dict, dict, str]) -> Trajectory:
+    t = Trajectory("x", "layered", 0)
+    t.evaluations = [Evaluation(config=c, outcome=o, measured=1.0, incumbent=i) for c, i, o in steps]  # type: ignore
+    return t
+
+
+def test_metrics_follow_the_kept_configuration() -> None:
+    best = TRUTH.best_config
+    t = run(({}, {}, "ok"), (TRAP, TRAP, "ok"), (TRAP | GOOD, TRAP | GOOD, "ok"), (best, best, "ok"))
+    m = t.metrics(TRUTH, budget=6)
+    assert m["evals_to_95"] == 4 and m["best_valid_gain"] == pytest.approx(TRUTH.best_rate / TRUTH.default_rate - 1)
+    assert m["invalid_keeps"] == 1, "the keep that brought the trap in counts, not the keep on top of it"
+    assert len(m["regret"]) == 6 and m["regret"][1] == m["regret"][0] == pytest.approx(1 - 1 / (
+        TRUTH.best_rate / TRUTH.default_rate)), "an invalid configuration is worth the defaults"
+    assert m["regret"][-1] == pytest.approx(0.0)
+
+
+def test_an_invalid_final_configuration_gains_nothing() -> None:
+    crash = {"max_num_seqs": 256, "cuda_graphs": True, "gemm_tuning": "aggressive"}
+    m = run(({}, {}, "ok"), (crash, {}, "crashed"), (TRAP, TRAP, "ok")).metrics(TRUTH, budget=3)
+    assert m["best_valid_gain"] == 0.0 and m["final_flaw"] == "trap" and m["crashes"] == 1
+    assert m["evals_to_95"] is None
+
+
+def test_summary_medians_count_runs_that_never_arrive_as_over_budget() -> None:
+    rows = [{"strategy": "arbor", "evals_to_95": 3, "best_valid_gain": 1.0, "crashes": 0, "invalid_keeps": 0,
+             "final_flaw": None, "wall_s": 1, "bench_repeats": 3},
+            {"strategy": "optuna", "evals_to_95": None, "best_valid_gain": 0.5, "crashes": 1, "invalid_keeps": 1,
+             "final_flaw": None, "wall_s": 1, "bench_repeats": 3},
+            {"strategy": "optuna", "evals_to_95": 6, "best_valid_gain": 0.7, "crashes": 0, "invalid_keeps": 0,
+             "final_flaw": None, "wall_s": 1, "bench_repeats": 3}]
+    s = summarise(rows, budget=10)
+    assert s["optuna"]["evals_to_95"] == 8.5 and s["optuna"]["reached_95"] == 1
+    line = headline(s)
+    assert line["arbor_evals_to_95"] == 3 and line["optuna_invalid_keeps"] == 1 and line["met"] is True
+
+
+def test_a_small_comparison_runs_every_strategy_for_real(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    line = search_efficiency.main(["--scenarios", "layered", "--seeds", "1", "--budget", "4", "--out",
+                                   str(tmp_path), "--quiet"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == line
+    for key in ("arbor_evals_to_95", "optuna_evals_to_95", "random_evals_to_95", "arbor_invalid_keeps",
+                "greedy_invalid_keeps", "arbor_best_valid_gain", "optuna_best_valid_gain"):
+        assert key in line
+    doc = json.loads((tmp_path / "comparison.json").read_text())
+    assert {r["strategy"] for r in doc["runs"]} == {"arbor", "greedy", "optuna", "random", "grid"}
+    for r in doc["runs"]:
+        assert 1 <= r["evaluations"] <= 4
+        assert r["trajectory"][0]["config"] == {}, "every strategy starts at the defaults"
+    table = (tmp_path / "comparison.md").read_text()
+    assert "| Optuna TPE |" in table and "| Arbor (offline policy + Critic) |" in table
+    plot = (tmp_path / "regret.svg").read_text()
+    assert plot.startswith("<svg") and plot.count("<polyline") == 5
+
+
+def test_bad_options_are_refused(capsys: pytest.CaptureFixture) -> None:
+    for argv in (["--scenarios", "nope"], ["--strategies", "magic"], ["--budget", "1"]):
+        with pytest.raises(SystemExit) as caught:
+            search_efficiency.main(argv)
+        assert caught.value.code == 2
+    assert "unknown ['nope']" in capsys.readouterr().err
+
