@@ -69,6 +69,22 @@ class Campaign:
         """Evaluated actions (the baseline is not one)."""
         return [n for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline"]
 
+    def dead_moves(self, base: Node) -> set[str]:
+        """One-knob moves that regressed beyond doubt in this campaign, whose bottleneck has not grown since.
+
+        Such a move is not proposed again on later baselines (the offline policy re-proposed the same
+        regressing value after every keep); once its layer's profiled share has grown by half, it may.
+        """
+        profile = self.latest_profile(base)
+        dead = set()
+        for n in self.store.nodes("reverted"):
+            if n.gain_high is None or n.gain_high >= 0 or len(n.change) != 1 or n.kind != "config":
+                continue
+            then = float(n.score_terms.get("time_share", 1.0))
+            if time_share(n.layer, profile) < 1.5 * then:
+                dead.add(policy.config_key(n.change))
+        return dead
+
     def mark_evaluated(self, config: dict[str, Any]) -> None:
         keys = self.evaluated_keys() | {policy.config_key(config)}
         self.store.set_meta("evaluated", sorted(keys))
@@ -310,6 +326,7 @@ class Campaign:
         base = self.baseline_node()
         constraints = self.store.constraints()
         evaluated = self.evaluated_keys()
+        dead = self.dead_moves(base)
         asked = await self.ask_orchestrator(base)
         proposed = [n for n in self.store.nodes("proposed") if n.kind != "baseline"]
         if not asked or not proposed:
@@ -321,7 +338,7 @@ class Campaign:
             known = queued(self.store, base.config)
             for action in policy.propose(self.spec, base.config, evaluated, constraints):
                 config = policy.apply(base.config, action.change)
-                if policy.config_key(config) not in known:
+                if policy.config_key(config) not in known and policy.config_key(action.change) not in dead:
                     self.add_candidate(action, base, config)
                     known.add(policy.config_key(config))
         candidates = []
@@ -332,6 +349,10 @@ class Campaign:
             if policy.config_key(config) in evaluated or policy.violates(constraints, config):
                 self.store.update_node(node.id, status="pruned",
                                        diagnosis="already measured, or ruled out by a constraint")
+                continue
+            if node.proposer in ("offline", "introspection") and policy.config_key(node.change) in dead:
+                self.store.update_node(node.id, status="pruned", diagnosis="regressed beyond doubt before, and "
+                                       "the bottleneck it targets has not grown since")
                 continue
             if node.config != config:
                 # Proposed under an earlier baseline: re-aimed at the current one.

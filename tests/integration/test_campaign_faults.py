@@ -54,6 +54,8 @@ KNOBS = {
               'category = "dispatch"\nlayer = "attention"\n',
     "drift": '[[knobs]]\nname = "short_output"\nflag = "--short-output"\ntype = "bool"\nvalues = [true]\n'
              'category = "framework"\nlayer = "decoding"\n',
+    "jitter": '[[knobs]]\nname = "jitter_ms"\nflag = "--jitter-ms"\ntype = "float"\nmin = 0\nmax = 100\n'
+              'values = [40.0]\ncategory = "config"\nlayer = "runtime"\n',
     # one benchmark repeat = 1 warm-up + 8 measured requests: the regime flips every repeat
     "noise": '[[knobs]]\nname = "noisy"\nflag = "--noisy"\ntype = "int"\nmin = 0\nmax = 100\nvalues = [9]\n'
              'category = "compiler"\nlayer = "graph"\n',
@@ -158,3 +160,13 @@ async def test_remote_bench_server_over_http_with_a_token(tmp_path: Path, monkey
     finally:
         server.terminate()
         server.wait(10)
+
+
+async def test_a_move_that_regressed_beyond_doubt_is_not_tried_again_after_a_keep(tmp_path: Path) -> None:
+    # Equal scores: the jitter comes first and regresses beyond doubt; the faster ITL is kept; the jitter
+    # must not be tried again on the new baseline (its bottleneck did not grow).
+    store = await campaign(tmp_path, ["jitter", "fast"])
+    jitter = by_knob(store, "jitter_ms")
+    evaluated = [n for n in jitter if n.status not in ("pruned", "proposed")]
+    assert len(evaluated) == 1 and evaluated[0].status == "reverted" and evaluated[0].gain_high < 0
+    assert [n.change for n in store.nodes("kept") if n.change] == [{"itl_ms": 2.0}]

@@ -102,3 +102,4 @@ def test_a_sim_campaign_needs_only_the_scenario() -> None:
         parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "nope"\n', "t")
     with pytest.raises(InputError, match="at least one knob"):
         parse_spec('name = "x"\n[target]\nstack = "generic"\nmodel = "m"\ncommand = ["x"]\n', "t")
+
