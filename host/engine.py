@@ -51,10 +51,7 @@ class Campaign:
         self.store.set_meta("clock_saved_at", time.time())  # lets a watcher (the TUI) tick between saves
 
     def workload(self) -> dict[str, Any]:
-        w = self.spec.workload
-        return {"model": self.model_name(), "endpoint": w.endpoint, "input_len": w.input_len,
-                "output_len": w.output_len, "max_concurrency": w.concurrency, "num_prompts": w.num_prompts,
-                "seed": w.seed, "warmup": w.warmup}
+        return self.spec.workload.bench(self.model_name())
 
     def model_name(self) -> str:
         return self.spec.target.served_model_name or self.svc.stack.model

@@ -11,6 +11,7 @@ from .agents import critic_agent
 from .agents.specialist import SpecialistResult, implement, kernel_task
 from .errors import HostError
 from .models import Action, Constraint, Node
+from .report import kept_path
 
 if TYPE_CHECKING:
     from .engine import Campaign
@@ -91,20 +92,13 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
                                                   "rationale": f"retry with the prerequisite {retry}"})
         config = policy.apply(base.config, action.change)
         if policy.config_key(config) not in c.evaluated_keys():
-            c.store.add_node(parent=node.id, depth=node.depth + 1, status="proposed", title=action.title,
-                             category=action.category, layer=action.layer, kind=action.kind, change=action.change,
-                             config=config, rationale=action.rationale, proposer=action.proposer)
+            c.add_candidate(action, node, config)
     await c.restore_known_good()
 
 
 def _combine_near_misses(c: Campaign, node: Node, base: Node) -> None:
     """Queue this unsettled gain together with the other unsettled gains measured on the kept path."""
-    path, current = set(), base
-    while True:
-        path.add(current.id)
-        if current.parent is None:
-            break
-        current = c.store.node(current.parent)
+    path = {n.id for n in kept_path(c.store, base)}
     misses = [(_action(n), float(n.gain)) for n in c.store.nodes("reverted")
               if n.parent in path and n.kind == "config" and n.gain is not None and n.gain > 0
               and n.proposer != "introspection"
@@ -113,10 +107,7 @@ def _combine_near_misses(c: Campaign, node: Node, base: Node) -> None:
     if found is None:
         return
     action, estimate = found
-    c.store.add_node(parent=node.id, depth=node.depth + 1, status="proposed", title=action.title,
-                     category=action.category, layer=action.layer, kind=action.kind, change=action.change,
-                     config=policy.apply(base.config, action.change), rationale=action.rationale,
-                     proposer=action.proposer, priors={"proposer_estimate": estimate})
+    c.add_candidate(action, node, policy.apply(base.config, action.change), {"proposer_estimate": estimate})
 
 
 async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None = None, low: float | None = None,
@@ -129,10 +120,7 @@ async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None 
         base = c.baseline_node()
         for action in policy.refine_after_regression(c.spec, base.config, _action(node), c.evaluated_keys(),
                                                      c.store.constraints()):
-            config = policy.apply(base.config, action.change)
-            c.store.add_node(parent=node.id, depth=node.depth + 1, status="proposed", title=action.title,
-                             category=action.category, layer=action.layer, kind=action.kind, change=action.change,
-                             config=config, rationale=action.rationale, proposer=action.proposer)
+            c.add_candidate(action, node, policy.apply(base.config, action.change))
         if gain is not None and gain > 0 and node.kind == "config":
             _combine_near_misses(c, node, base)
     await c.restore_known_good()

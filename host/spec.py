@@ -68,6 +68,12 @@ class Workload(BaseModel):
     warmup: int = Field(1, ge=0, le=1000)
     endpoint: Literal["completions", "chat"] = "completions"
 
+    def bench(self, model: str) -> dict[str, Any]:
+        """The benchmark tools' workload at the primary point, sent to `model`."""
+        return {"model": model, "endpoint": self.endpoint, "input_len": self.input_len, "output_len": self.output_len,
+                "max_concurrency": self.concurrency, "num_prompts": self.num_prompts, "seed": self.seed,
+                "warmup": self.warmup}
+
     @model_validator(mode="after")
     def _positive(self) -> Workload:
         if any(c < 1 for c in self.sweep):

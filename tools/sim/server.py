@@ -180,18 +180,19 @@ class Server:
             print(f"profiler: trace written to {path}", flush=True)
         await self.json(writer, {})
 
-    @staticmethod
-    def prompt_of(req: dict, chat: bool) -> str:
+    def answer(self, req: dict, chat: bool) -> tuple[str, list[str], float]:
+        """The prompt, the words to generate, and this request's noise factor on every delay."""
         if chat:
-            return " ".join(str(m.get("content", "")) for m in req.get("messages", []) if isinstance(m, dict))
-        prompt = req.get("prompt", "")
-        return " ".join(map(str, prompt)) if isinstance(prompt, list) else str(prompt)
+            prompt = " ".join(str(m.get("content", "")) for m in req.get("messages", []) if isinstance(m, dict))
+        else:
+            raw = req.get("prompt", "")
+            prompt = " ".join(map(str, raw)) if isinstance(raw, list) else str(raw)
+        e = self.e
+        return prompt, e.text(prompt, e.n_out(req)), noisy(1.0, e.s.noise_cv, e.rng) * e.slow_factor()
 
     async def stream(self, writer: asyncio.StreamWriter, req: dict, chat: bool, received: float) -> None:
         e = self.e
-        prompt = self.prompt_of(req, chat)
-        words = e.text(prompt, e.n_out(req))
-        factor = noisy(1.0, e.s.noise_cv, e.rng) * e.slow_factor()
+        prompt, words, factor = self.answer(req, chat)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked"
                      b"\r\nConnection: close\r\n\r\n")
         created, rid = int(time.time()), f"cmpl-{zlib.crc32(prompt.encode()):08x}{time.monotonic_ns() % 10**6}"
@@ -225,9 +226,7 @@ class Server:
 
     async def complete(self, writer: asyncio.StreamWriter, req: dict, chat: bool) -> None:
         e = self.e
-        prompt = self.prompt_of(req, chat)
-        words = e.text(prompt, e.n_out(req))
-        factor = noisy(1.0, e.s.noise_cv, e.rng) * e.slow_factor()
+        prompt, words, factor = self.answer(req, chat)
         e.active += 1
         try:
             await asyncio.sleep(e.b.ttft_ms / 1000.0 * factor + (len(words) - 1) * e.step_s(factor))

@@ -48,9 +48,7 @@ class Evaluator:
         return late or len(self.trajectory.evaluations) >= budget
 
     def workload(self) -> dict[str, Any]:
-        w = self.spec.workload
-        return {"model": self.model, "input_len": w.input_len, "output_len": w.output_len,
-                "max_concurrency": w.concurrency, "num_prompts": w.num_prompts, "seed": w.seed, "warmup": w.warmup}
+        return self.spec.workload.bench(self.model)
 
     def cached(self, config: dict[str, Any]) -> Evaluation | None:
         """An earlier evaluation of the same configuration (a tuner asking twice spends nothing)."""

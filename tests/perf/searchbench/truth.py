@@ -20,18 +20,12 @@ class Truth:
 
     def flaw(self, config: dict[str, Any]) -> str | None:
         """Why `config` is not a valid result (crash, corrupt, trap), or None."""
-        b = behaviour(self.scenario, config)
-        if b.crash is not None:
-            return "crash"
-        if b.corrupt:
-            return "corrupt"
-        if b.output_scale != 1.0:
-            return "trap"
-        return None
+        return behaviour(self.scenario, config).flaw()
 
     def rate(self, config: dict[str, Any]) -> float:
         """The true output throughput a user gets from `config`: the defaults' when it is not valid."""
-        return self.default_rate if self.flaw(config) else behaviour(self.scenario, config).output_tok_s
+        b = behaviour(self.scenario, config)
+        return self.default_rate if b.flaw() else b.output_tok_s
 
     def gain(self, config: dict[str, Any]) -> float:
         """The true valid gain over the defaults."""
