@@ -19,7 +19,7 @@ from .agents.proposals import queued, validate_injection
 from .agents.team import Ablation, Team
 from .errors import HostError
 from .evaluate import evaluate
-from .models import EVALUATED, Action, Node
+from .models import EVALUATED, Action, Constraint, Node
 from .scoring import score, time_share, urgency
 from .services import Services
 from .spec import CampaignSpec
@@ -66,21 +66,39 @@ class Campaign:
         """Evaluated actions (the baseline is not one)."""
         return [n for n in self.store.nodes() if n.status in EVALUATED and n.kind != "baseline"]
 
-    def dead_moves(self, base: Node) -> set[str]:
-        """One-knob moves that regressed beyond doubt in this campaign, whose bottleneck has not grown since.
+    def dead_moves(self, base: Node) -> dict[str, str]:
+        """One-knob moves not worth proposing again from `base`, with why.
 
-        Such a move is not proposed again on later baselines (the offline policy re-proposed the same
-        regressing value after every keep); once its layer's profiled share has grown by half, it may.
+        A move that regressed beyond doubt comes back once its layer's profiled share has grown by half
+        (the offline policy re-proposed the same regressing value after every keep); one that broke
+        accuracy, once another knob of its layer has changed.
         """
         profile = self.latest_profile(base)
-        dead = set()
+        dead: dict[str, str] = {}
         for n in self.store.nodes("reverted"):
-            if n.gain_high is None or n.gain_high >= 0 or len(n.change) != 1 or n.kind != "config":
+            if len(n.change) != 1 or n.kind != "config":
+                continue
+            if self.broke_accuracy(n):
+                # Outputs break through the move itself (a coarse quantisation) or through a partner in its
+                # layer (an FP8 KV cache with an attention kernel that mishandles it): worth another try only
+                # once another knob of that layer has changed.
+                partners = {k.name for k in self.spec.knobs if k.layer == n.layer} - set(n.change)
+                if all(base.config.get(k) == n.config.get(k) for k in partners):
+                    dead[policy.config_key(n.change)] = "broke accuracy before, and nothing else in its layer " \
+                                                        "has changed since"
+                continue
+            if n.gain_high is None or n.gain_high >= 0:
                 continue
             then = float(n.score_terms.get("time_share", 1.0))
             if time_share(n.layer, profile) < 1.5 * then:
-                dead.add(policy.config_key(n.change))
+                dead[policy.config_key(n.change)] = "regressed beyond doubt before, and the bottleneck it " \
+                                                    "targets has not grown since"
         return dead
+
+    def broke_accuracy(self, node: Node) -> bool:
+        """`node` failed the accuracy gate."""
+        rows = self.store.measurements(node.id, "parity")
+        return bool(rows) and not rows[-1]["metrics"]["passed"]
 
     def mark_evaluated(self, config: dict[str, Any]) -> None:
         keys = self.evaluated_keys() | {policy.config_key(config)}
@@ -134,15 +152,15 @@ class Campaign:
         raise HostError("the known-good configuration no longer starts healthy; see the alerts")
 
     # measurements ---------------------------------------------------------
-    async def measure_primary(self, node: Node, label: str) -> dict[str, Any]:
-        """One repeat at the primary point, stored as a measurement of `node`."""
+    async def measure_primary(self, node: Node, label: str, kind: str = "primary") -> dict[str, Any]:
+        """One repeat at the primary point, stored as a measurement of `node` (a fresh `reference` one after a keep)."""
         assert self.server is not None
         out = await self.svc.bench(self.server["base_url"], self.workload(), label)
         result = out["result"]
         metrics = {k: result[k] for k in ("output_throughput", "median_ttft_ms", "median_tpot_ms", "p99_ttft_ms",
                                           "completed", "failed", "max_concurrent_requests", "lengths_ok",
                                           "total_cached_tokens", "interactivity")}
-        mid = self.store.add_measurement(node.id, "primary", metrics, out["path"], result["fingerprint"])
+        mid = self.store.add_measurement(node.id, kind, metrics, out["path"], result["fingerprint"])
         self.store.update_node(node.id, measurement_ids=[*self.store.node(node.id).measurement_ids, mid])
         return out
 
@@ -338,6 +356,40 @@ class Campaign:
                 if policy.config_key(config) not in known and policy.config_key(action.change) not in dead:
                     self.add_candidate(action, base, config)
                     known.add(policy.config_key(config))
+        candidates = await self.scored(base, evaluated, constraints, dead)
+        if not candidates and self.ablation.critic and not self.ablation.single_agent:
+            # Every move from here is measured: the Critic gives the unsettled ones another try, in pairs.
+            for action, estimate in policy.pair_unsettled(base.config, self.unsettled(base), evaluated, constraints):
+                self.add_candidate(action, base, policy.apply(base.config, action.change),
+                                   {"proposer_estimate": estimate})
+            candidates = await self.scored(base, evaluated, constraints, dead)
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda n: (n.pinned, n.score or 0.0))
+        if not best.pinned and (best.score or 0.0) < self.spec.search.score_threshold:
+            return None
+        return best
+
+    def measured_from(self, node: Node, base: Node) -> bool:
+        """`node` was measured from the values `base` still has for its knobs: its gain still means something."""
+        parent = self.store.node(node.parent) if node.parent is not None else base
+        return all(parent.config.get(k) == base.config.get(k) for k in node.change)
+
+    def unsettled(self, base: Node) -> list[tuple[Action, float, float]]:
+        """Reverted config moves (gain, upper bound) whose interval still reached above the bar."""
+        out = []
+        for n in self.store.nodes("reverted"):
+            if n.kind == "config" and n.gain is not None and n.gain_high is not None \
+                    and n.gain_high > self.spec.search.min_gain and self.measured_from(n, base) \
+                    and (len(n.change) == 1 or n.proposer != "introspection"):  # not pairs of pairs
+                out.append((Action(title=n.title, category=n.category, layer=n.layer, kind="config",
+                                   change=n.change, rationale=n.rationale, proposer=n.proposer),
+                            n.gain, n.gain_high))
+        return out
+
+    async def scored(self, base: Node, evaluated: set[str], constraints: list[Constraint],
+                     dead: dict[str, str]) -> list[Node]:
+        """Every proposed node still worth measuring from `base`, scored; the rest pruned."""
         candidates = []
         for node in self.store.nodes("proposed"):
             if node.kind == "baseline":
@@ -348,8 +400,7 @@ class Campaign:
                                        diagnosis="already measured, or ruled out by a constraint")
                 continue
             if node.proposer in ("offline", "introspection") and policy.config_key(node.change) in dead:
-                self.store.update_node(node.id, status="pruned", diagnosis="regressed beyond doubt before, and "
-                                       "the bottleneck it targets has not grown since")
+                self.store.update_node(node.id, status="pruned", diagnosis=dead[policy.config_key(node.change)])
                 continue
             if node.config != config:
                 # Proposed under an earlier baseline: re-aimed at the current one.
@@ -357,12 +408,7 @@ class Campaign:
                 node = self.store.update_node(node.id, config=config, parent=base.id, depth=base.depth + 1,
                                               title=title)
             candidates.append(await self.score_node(node, base))
-        if not candidates:
-            return None
-        best = max(candidates, key=lambda n: (n.pinned, n.score or 0.0))
-        if not best.pinned and (best.score or 0.0) < self.spec.search.score_threshold:
-            return None
-        return best
+        return candidates
 
     async def ask_orchestrator(self, base: Node) -> bool:
         """The LLM Orchestrator's proposals for this step; False when it could not be asked (offline fallback)."""
@@ -421,11 +467,12 @@ class Campaign:
         rows = self.store.measurements(node.id, "profile")
         return rows[-1]["metrics"]["categories"] if rows else None
 
-    def primary_paths(self, node: Node) -> list[str]:
-        return [m["path"] for m in self.store.measurements(node.id, "primary")]
+    def reference_paths(self, node: Node) -> list[str]:
+        """What later candidates are compared with: the fresh repeats taken after the keep, else the primary ones."""
+        return [m["path"] for m in self.store.reference(node.id)]
 
     def primary_mean(self, node: Node) -> float | None:
-        values = [m["metrics"]["output_throughput"] for m in self.store.measurements(node.id, "primary")]
+        values = [m["metrics"]["output_throughput"] for m in self.store.reference(node.id)]
         return sum(values) / len(values) if values else None
 
     def unit_cost(self) -> float:

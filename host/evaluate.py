@@ -101,7 +101,7 @@ def _combine_near_misses(c: Campaign, node: Node, base: Node) -> None:
     path = {n.id for n in kept_path(c.store, base)}
     misses = [(_action(n), float(n.gain)) for n in c.store.nodes("reverted")
               if n.parent in path and n.kind == "config" and n.gain is not None and n.gain > 0
-              and n.proposer != "introspection"
+              and n.proposer != "introspection" and c.measured_from(n, base)
               and any(base.config.get(k) != v for k, v in n.change.items())]
     found = policy.combine_near_misses(c.spec, base.config, misses, c.evaluated_keys(), c.store.constraints())
     if found is None:
@@ -124,6 +124,21 @@ async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None 
         if gain is not None and gain > 0 and node.kind == "config":
             _combine_near_misses(c, node, base)
     await c.restore_known_good()
+
+
+async def _remeasure_keep(c: Campaign, node: Node, before: Node) -> None:
+    """Fresh repeats of a kept configuration, the reference later candidates are compared with.
+
+    The repeats that won the keep were selected for reading high (the winner's curse); compared with
+    them, the next real gains look smaller than they are and fail to settle. Every later candidate is
+    compared with this reference, so it gets the most repeats a candidate may get.
+    """
+    for i in range(c.spec.search.max_repeats):
+        await c.measure_primary(node, f"n{node.id}-ref{i + 1}", kind="reference")
+    cmp = await c.svc.compare(c.reference_paths(before), c.reference_paths(node), c.spec.search.confidence, False)
+    c.store.event("keep_remeasured", node.id, gain=cmp["rel_change"], low=cmp["ci_low"], high=cmp["ci_high"],
+                  decided=node.gain)
+    c.say(f"  remeasured: {cmp['rel_change']:+.1%} over the previous best (the keep read {node.gain:+.1%})")
 
 
 def _llm_critic(c: Campaign) -> bool:
@@ -203,7 +218,7 @@ async def evaluate(c: Campaign, node: Node) -> None:
             await _reverted(c, node, f"accuracy gate: greedy agreement {check['agreement_rate']:.0%} < "
                                      f"{spec.gates.min_agreement:.0%} of the baseline's outputs", refine=False)
             return
-    base_paths = c.primary_paths(base)
+    base_paths = c.reference_paths(base)
     base_rows = store.measurements(base.id, "primary")
     base_fingerprint = base_rows[0]["fingerprint"] if base_rows else None
     prior_speedup = float(node.priors.get("speedup", 0.05))
@@ -294,6 +309,8 @@ async def evaluate(c: Campaign, node: Node) -> None:
     node = await _finish(c, node, "kept", why, cmp["rel_change"], cmp["ci_low"], cmp["ci_high"])
     store.set_meta("baseline_node", node.id)
     c.server["config_key"] = policy.config_key(node.config)  # type: ignore[index]
+    if guarded:
+        await _remeasure_keep(c, node, base)
     previous = store.measurements(base.id, "profile")
     profile = await c.measure_profile(node)
     if profile and previous:

@@ -185,6 +185,34 @@ def combine_near_misses(spec: CampaignSpec, config: dict[str, Any], misses: list
     return action, sum(g for _, g in parts)
 
 
+def pair_unsettled(config: dict[str, Any], unsettled: list[tuple[Action, float, float]], evaluated: set[str],
+                   constraints: list[Constraint], limit: int = 6) -> list[tuple[Action, float]]:
+    """Once every one-knob move is measured: pairs of moves whose interval still reached above the bar.
+
+    Such a move was not shown useless, only not shown useful; two together stand against the same
+    noise with their gains added. Each pair comes with an estimate halfway between its measured and
+    its optimistic gain; the most promising pairs first.
+    """
+    moves = [(a, g, h) for a, g, h in unsettled if any(config.get(k) != v for k, v in a.change.items())]
+    pairs = []
+    for i, (a, ga, ha) in enumerate(moves):
+        for b, gb, hb in moves[i + 1:]:
+            if set(a.change) & set(b.change):
+                continue
+            change = a.change | b.change
+            after = apply(config, change)
+            if config_key(after) in evaluated or violates(constraints, after):
+                continue
+            estimate = (ga + ha + gb + hb) / 2
+            action = Action(title="pair: " + describe(change, config), category=a.category, layer=a.layer,
+                            kind="config", change=change, proposer="introspection",
+                            rationale=f"unsettled alone ({a.title} {ga:+.1%} up to {ha:+.1%}, {b.title} {gb:+.1%} "
+                                      f"up to {hb:+.1%}); together they may clear the noise")
+            pairs.append((action, estimate))
+    unique = {config_key(a.change): (a, e) for a, e in pairs}
+    return sorted(unique.values(), key=lambda p: -p[1])[:limit]
+
+
 SLOT_KNOBS = ("parallel", "max_num_seqs", "max_running_requests")
 THREAD_KNOBS = ("threads", "threads_batch")
 DEFAULT_SLOTS = {"llamacpp": 4}

@@ -19,8 +19,8 @@ from .store import CampaignStore
 
 
 def mean_metric(store: CampaignStore, node: Node, key: str) -> float | None:
-    """A node's mean primary metric."""
-    rows = [m["metrics"][key] for m in store.measurements(node.id, "primary") if m["metrics"].get(key) is not None]
+    """A node's mean primary metric (from its fresh repeats after a keep, when it has them)."""
+    rows = [m["metrics"][key] for m in store.reference(node.id) if m["metrics"].get(key) is not None]
     return sum(rows) / len(rows) if rows else None
 
 
@@ -118,7 +118,7 @@ def build_report(store: CampaignStore) -> dict[str, Any]:
     if root and best and best.id != root.id:
         try:
             base = [files.load(Path(m["path"])) for m in store.measurements(root.id, "primary")]
-            cand = [files.load(Path(m["path"])) for m in store.measurements(best.id, "primary")]
+            cand = [files.load(Path(m["path"])) for m in store.reference(best.id)]
             overall = compare(base, cand, "output_throughput", spec.search.confidence).model_dump()
         except ArborError as exc:
             overall = {"error": str(exc)}

@@ -143,6 +143,10 @@ class CampaignStore:
         return [dict(r) | {"metrics": json.loads(r["metrics"]),
                            "fingerprint": json.loads(r["fingerprint"]) if r["fingerprint"] else None} for r in rows]
 
+    def reference(self, node: int) -> list[dict[str, Any]]:
+        """What a node's throughput is judged by: its fresh repeats taken after a keep, else its primary ones."""
+        return self.measurements(node, "reference") or self.measurements(node, "primary")
+
     def invalidate_measurement(self, measurement: int, why: str) -> None:
         """Set one measurement aside (the Critic asked for a re-test)."""
         with self.tx() as c:

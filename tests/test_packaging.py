@@ -16,6 +16,7 @@ NEEDED = [
     "arbor/tools/kernels/examples/rmsnorm/task.toml", "arbor/tools/kernels/examples/rmsnorm/rmsnorm_fast.c",
     "arbor/host/agents/pricing.toml", "arbor/host/agents/prompts/orchestrator.tmpl",
     "arbor/host/agents/prompts/critic_keep.tmpl", "arbor/host/migrations/0002_node_revisions.sql",
+    "arbor/host/migrations/0003_reference_measurements.sql",
     "arbor/tui/arbor.tcss", "arbor/tools/sim/scenarios.toml",
 ]
 

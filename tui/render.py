@@ -155,6 +155,8 @@ def detail(src: RunSource, node: Node) -> RenderableType:
             elif m["kind"] == "profile":
                 top = sorted(x.get("categories", {}).items(), key=lambda kv: -kv[1])[:3]
                 note = ", ".join(f"{k} {v:.0%}" for k, v in top)
+            elif m["kind"] == "reference":
+                note = "fresh repeat after the keep"
             elif m["kind"] == "sweep":
                 note = " ".join(f"c{k}:{v['output_throughput']:.0f}" for k, v in x.get("points", {}).items())
             table.add_row(str(m["id"]), m["kind"], _num(x.get("output_throughput")), _num(x.get("median_ttft_ms")),

@@ -138,3 +138,79 @@ def test_unsettled_gains_are_combined(tmp_path: Path) -> None:
     assert policy.combine_near_misses(SPEC, {}, misses, done, []) is None, "never measured twice"
     store = CampaignStore(tmp_path)
     assert policy.combine_near_misses(SPEC, {}, misses, set(), constraint(store, "poll", "eq", 0)) is None
+
+
+
+def test_unsettled_moves_are_paired_once_singles_are_spent(tmp_path: Path) -> None:
+    def act(change: dict) -> Action:
+        return Action(title=policy.describe(change, {}), category="config", layer="scheduler", kind="config",
+                      change=change, rationale="t")
+
+    unsettled = [(act({"poll": 0}), 0.01, 0.04), (act({"parallel": 8}), 0.02, 0.05),
+                 (act({"parallel": 16}), 0.0, 0.03), (act({"threads": 1}), 0.03, 0.06)]
+    pairs = policy.pair_unsettled({"threads": 1}, unsettled, set(), [])
+    # threads=1 is already applied, and two values of one knob never go together
+    assert [a.change for a, _ in pairs] == [{"poll": 0, "parallel": 8}, {"poll": 0, "parallel": 16}]
+    action, estimate = pairs[0]
+    assert action.proposer == "introspection" and action.title.startswith("pair: poll")
+    assert estimate == pytest.approx((0.01 + 0.04 + 0.02 + 0.05) / 2), "halfway between measured and optimistic"
+    done = {policy.config_key({"threads": 1, "poll": 0, "parallel": 8})}
+    assert [a.change for a, _ in policy.pair_unsettled({"threads": 1}, unsettled, done, [])] == [
+        {"poll": 0, "parallel": 16}], "a pair measured before is not proposed again"
+    store = CampaignStore(tmp_path)
+    ruled = policy.pair_unsettled({}, unsettled, set(), constraint(store, "poll", "eq", 0))
+    assert ruled and all("poll" not in a.change for a, _ in ruled)
+    assert policy.pair_unsettled({}, unsettled[:1], set(), []) == [], "one move alone is no pair"
+
+
+def test_a_move_that_broke_accuracy_waits_for_its_layer_to_change(tmp_path: Path) -> None:
+    from arbor.host.engine import Campaign
+    from arbor.host.spec import parse_spec
+
+    spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "moe_decode"\n', "t")
+    store = CampaignStore(tmp_path)
+    store.set_meta("campaign_id", "c")
+    c = Campaign(spec, tmp_path, store, None, {}, lambda _: None)  # type: ignore[arg-type]
+
+    def node(parent, status, change, config, layer, gain=None, high=None):
+        return store.add_node(parent=parent, depth=1, status=status, title=policy.describe(change, {}),
+                              category="config", layer=layer, kind="config", change=change, config=config,
+                              proposer="offline", gain=gain, gain_high=high)
+
+    root = store.add_node(parent=None, depth=0, status="kept", title="baseline", category="config",
+                          kind="baseline", change={}, config={}, proposer="engine")
+    fp8 = node(root.id, "reverted", {"kv_cache_dtype": "fp8"}, {"kv_cache_dtype": "fp8"}, "attention")
+    store.add_measurement(fp8.id, "parity", {"agreement_rate": 0.0, "passed": False})
+    flash = node(root.id, "reverted", {"attention_backend": "flash"}, {"attention_backend": "flash"}, "attention",
+                 0.01, 0.04)
+    assert c.broke_accuracy(fp8) and not c.broke_accuracy(flash)
+    assert policy.config_key({"kv_cache_dtype": "fp8"}) in c.dead_moves(root)
+    assert [a.change for a, _, _ in c.unsettled(root)] == [{"attention_backend": "flash"}]
+    # Another layer changed: FP8 stays out. Its own layer changed: it may be tried again, and the
+    # unsettled attention move, measured against the old attention kernel, means nothing any more.
+    sampler = node(root.id, "kept", {"sampler": "flashinfer"}, {"sampler": "flashinfer"}, "sampling", 0.05, 0.08)
+    assert policy.config_key({"kv_cache_dtype": "fp8"}) in c.dead_moves(sampler)
+    aiter = node(sampler.id, "kept", {"attention_backend": "rocm_aiter"},
+                 {"sampler": "flashinfer", "attention_backend": "rocm_aiter"}, "attention", 0.07, 0.1)
+    assert policy.config_key({"kv_cache_dtype": "fp8"}) not in c.dead_moves(aiter)
+    assert c.unsettled(aiter) == [] and len(c.unsettled(sampler)) == 1
+
+
+def test_a_keep_is_judged_by_its_fresh_repeats_and_old_stores_migrate(tmp_path: Path) -> None:
+    from arbor.tools.migrations import connect, load
+
+    conn = connect(tmp_path / "campaign.sqlite", load("arbor.host"), "campaign", upto=2)
+    conn.execute("INSERT INTO nodes (parent, depth, status, title, category, kind, change, config, proposer, "
+                 "created_at) VALUES (NULL, 0, 'kept', 'b', 'config', 'baseline', '{}', '{}', 'engine', 0)")
+    conn.execute("INSERT INTO measurements (node, kind, metrics, created_at) VALUES (1, 'primary', ?, 0)",
+                 ['{"output_throughput": 100}'])
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO measurements (node, kind, metrics, created_at) VALUES (1, 'reference', '{}', 0)")
+    conn.commit()
+    conn.close()
+    store = CampaignStore(tmp_path)
+    assert [m["metrics"] for m in store.reference(1)] == [{"output_throughput": 100}], "primary until remeasured"
+    store.add_measurement(1, "reference", {"output_throughput": 90})
+    store.add_measurement(1, "reference", {"output_throughput": 92})
+    assert [m["metrics"]["output_throughput"] for m in store.reference(1)] == [90, 92]
+    assert [m["kind"] for m in store.measurements(1)] == ["primary", "reference", "reference"]

@@ -77,6 +77,11 @@ async def test_engine_runs_on_the_simulated_stack(tmp_path: Path) -> None:
     assert trap.status == "invalid" and "lengths drifted" in trap.diagnosis, "only the fingerprint check sees it"
     (tuned,) = [n for n in nodes if n.change == {"gemm_tuning": "tuned"}]
     assert tuned.status == "kept" and tuned.gain > 0.15
+    # The keep was measured afresh after it was decided; that is what later candidates are compared with.
+    fresh = store.measurements(tuned.id, "reference")
+    assert len(fresh) == spec.search.max_repeats and store.reference(tuned.id) == fresh
+    (remeasured,) = [e for e in store.events() if e.kind == "keep_remeasured"]
+    assert remeasured.node == tuned.id and remeasured.data["gain"] > 0.1
     ruled = {(c.knob, c.op, c.value) for c in store.constraints()}
     assert {("gemm_tuning", "eq", "aggressive"), ("early_stop", "eq", True)} <= ruled
     # The baseline profile came from the server's own Chrome trace, with the modelled shares of GPU time.
