@@ -16,7 +16,8 @@ def sim_spec(scenario: str, seed: int, budget: int, wall_clock_s: float = 3600.0
                      "sweep_min_prompts": 4, "sweep_prompts_per_concurrency": 1, "seed": seed},
         "gates": {"min_agreement": 0.9},
         "budget": {"wall_clock_s": wall_clock_s, "max_actions": max(1, budget - 1)},
-        "search": {"profile_seconds": 1},
+        # A repeat costs a fraction of a launch here, as on GPUs (a restart takes minutes, a repeat seconds).
+        "search": {"profile_seconds": 1, "max_repeats": 6},
     })
 
 
