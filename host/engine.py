@@ -358,8 +358,8 @@ class Campaign:
                     known.add(policy.config_key(config))
         candidates = await self.scored(base, evaluated, constraints, dead)
         if not candidates and self.ablation.critic and not self.ablation.single_agent:
-            # Every move from here is measured: the Critic gives the unsettled ones another try, in pairs.
-            for action, estimate in policy.pair_unsettled(base.config, self.unsettled(base), evaluated, constraints):
+            # Every move from here is measured: the Critic gives those not shown to regress another try, in pairs.
+            for action, estimate in policy.pair_moves(base.config, self.open_moves(base), evaluated, constraints):
                 self.add_candidate(action, base, policy.apply(base.config, action.change),
                                    {"proposer_estimate": estimate})
             candidates = await self.scored(base, evaluated, constraints, dead)
@@ -375,12 +375,12 @@ class Campaign:
         parent = self.store.node(node.parent) if node.parent is not None else base
         return all(parent.config.get(k) == base.config.get(k) for k in node.change)
 
-    def unsettled(self, base: Node) -> list[tuple[Action, float, float]]:
-        """Reverted config moves (gain, upper bound) whose interval still reached above the bar."""
+    def open_moves(self, base: Node) -> list[tuple[Action, float, float]]:
+        """Reverted config moves (gain, upper bound) measured from `base`'s values and not shown to regress."""
         out = []
         for n in self.store.nodes("reverted"):
             if n.kind == "config" and n.gain is not None and n.gain_high is not None \
-                    and n.gain_high > self.spec.search.min_gain and self.measured_from(n, base) \
+                    and n.gain_high >= 0 and self.measured_from(n, base) \
                     and (len(n.change) == 1 or n.proposer != "introspection"):  # not pairs of pairs
                 out.append((Action(title=n.title, category=n.category, layer=n.layer, kind="config",
                                    change=n.change, rationale=n.rationale, proposer=n.proposer),

@@ -131,9 +131,9 @@ async def _remeasure_keep(c: Campaign, node: Node, before: Node) -> None:
 
     The repeats that won the keep were selected for reading high (the winner's curse); compared with
     them, the next real gains look smaller than they are and fail to settle. Every later candidate is
-    compared with this reference, so it gets the most repeats a candidate may get.
+    compared with this reference, so it gets as many repeats as the defaults did.
     """
-    for i in range(c.spec.search.max_repeats):
+    for i in range(c.spec.search.baseline_repeats):
         await c.measure_primary(node, f"n{node.id}-ref{i + 1}", kind="reference")
     cmp = await c.svc.compare(c.reference_paths(before), c.reference_paths(node), c.spec.search.confidence, False)
     c.store.event("keep_remeasured", node.id, gain=cmp["rel_change"], low=cmp["ci_low"], high=cmp["ci_high"],

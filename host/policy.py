@@ -185,15 +185,16 @@ def combine_near_misses(spec: CampaignSpec, config: dict[str, Any], misses: list
     return action, sum(g for _, g in parts)
 
 
-def pair_unsettled(config: dict[str, Any], unsettled: list[tuple[Action, float, float]], evaluated: set[str],
-                   constraints: list[Constraint], limit: int = 6) -> list[tuple[Action, float]]:
-    """Once every one-knob move is measured: pairs of moves whose interval still reached above the bar.
+def pair_moves(config: dict[str, Any], moves: list[tuple[Action, float, float]], evaluated: set[str],
+               constraints: list[Constraint], limit: int = 6) -> list[tuple[Action, float]]:
+    """Once every one-knob move is measured: pairs of moves (gain, upper bound) not shown to regress.
 
-    Such a move was not shown useless, only not shown useful; two together stand against the same
-    noise with their gains added. Each pair comes with an estimate halfway between its measured and
-    its optimistic gain; the most promising pairs first.
+    Such a move was not shown useful either: its gain hid in the noise, or it pays only with a partner
+    (CUDA graphs with a bigger batch). Two together stand against the same noise with their gains
+    added. Each pair comes with an estimate halfway between its measured and its optimistic gain;
+    the most promising pairs first.
     """
-    moves = [(a, g, h) for a, g, h in unsettled if any(config.get(k) != v for k, v in a.change.items())]
+    moves = [(a, g, h) for a, g, h in moves if any(config.get(k) != v for k, v in a.change.items())]
     pairs = []
     for i, (a, ga, ha) in enumerate(moves):
         for b, gb, hb in moves[i + 1:]:
@@ -206,8 +207,8 @@ def pair_unsettled(config: dict[str, Any], unsettled: list[tuple[Action, float, 
             estimate = (ga + ha + gb + hb) / 2
             action = Action(title="pair: " + describe(change, config), category=a.category, layer=a.layer,
                             kind="config", change=change, proposer="introspection",
-                            rationale=f"unsettled alone ({a.title} {ga:+.1%} up to {ha:+.1%}, {b.title} {gb:+.1%} "
-                                      f"up to {hb:+.1%}); together they may clear the noise")
+                            rationale=f"not settled alone ({a.title} {ga:+.1%} up to {ha:+.1%}, {b.title} "
+                                      f"{gb:+.1%} up to {hb:+.1%}); together they may clear the noise or interact")
             pairs.append((action, estimate))
     unique = {config_key(a.change): (a, e) for a, e in pairs}
     return sorted(unique.values(), key=lambda p: -p[1])[:limit]

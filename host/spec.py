@@ -115,7 +115,8 @@ class Search(BaseModel):
     min_gain: float = Field(0.02, ge=0, description="keep only if the lower confidence bound exceeds this")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     min_repeats: int = Field(2, ge=2, le=100)
-    baseline_repeats: int = Field(3, ge=2, le=100, description="repeats of the defaults every change is compared to")
+    baseline_repeats: int = Field(3, ge=2, le=100, description="repeats of the reference every change is "
+                                  "compared to: the defaults, then each keep afresh")
     max_repeats: int = Field(4, ge=2, le=100)
     max_cv: float = Field(0.05, gt=0, description="coefficient of variation above this asks for more repeats")
     too_good: float = Field(0.5, gt=0, description="a gain above this from a low-prior action is re-measured")

@@ -79,7 +79,7 @@ async def test_engine_runs_on_the_simulated_stack(tmp_path: Path) -> None:
     assert tuned.status == "kept" and tuned.gain > 0.15
     # The keep was measured afresh after it was decided; that is what later candidates are compared with.
     fresh = store.measurements(tuned.id, "reference")
-    assert len(fresh) == spec.search.max_repeats and store.reference(tuned.id) == fresh
+    assert len(fresh) == spec.search.baseline_repeats and store.reference(tuned.id) == fresh
     (remeasured,) = [e for e in store.events() if e.kind == "keep_remeasured"]
     assert remeasured.node == tuned.id and remeasured.data["gain"] > 0.1
     ruled = {(c.knob, c.op, c.value) for c in store.constraints()}

@@ -17,7 +17,7 @@ def sim_spec(scenario: str, seed: int, budget: int, wall_clock_s: float = 3600.0
         "gates": {"min_agreement": 0.9},
         "budget": {"wall_clock_s": wall_clock_s, "max_actions": max(1, budget - 1)},
         # A repeat costs a fraction of a launch here, as on GPUs (a restart takes minutes, a repeat seconds).
-        "search": {"profile_seconds": 1, "max_repeats": 6},
+        "search": {"profile_seconds": 1, "max_repeats": 6, "baseline_repeats": 6},
     })
 
 
