@@ -7,8 +7,9 @@ import json
 import shutil
 import signal
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ from .errors import HostError, first_cause
 from .kb_cli import app as kb_app
 from .spec import load_spec
 
+T = TypeVar("T")
 app = typer.Typer(help="Arbor: autonomous performance optimization of LLM inference serving.",
                   no_args_is_help=True, add_completion=False)
 
@@ -70,29 +72,32 @@ def _summary(report: dict) -> None:
         typer.echo(f"  launch: {report['launch_command']}")
 
 
-async def _cancellable(run_dir: Path) -> dict:
-    """The campaign as a task that SIGTERM cancels like Ctrl-C does.
+async def cancellable(work: Awaitable[T]) -> T:
+    """`work` in a task that SIGTERM cancels like Ctrl-C does.
 
-    A signal handler that raises inside the event loop leaves the campaign task to be torn
-    down by asyncio's own shutdown, where exit stacks can spin forever on cyclic exception
-    contexts; cancelling the task unwinds every `async with` in order instead.
+    A signal handler that raises inside the event loop leaves the task to be torn down by
+    asyncio's own shutdown, where exit stacks can spin forever on cyclic exception contexts;
+    cancelling the task unwinds every `async with` in order instead (servers stopped on the way).
     """
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await run_campaign(run_dir, _say)
+    return await work
+
+
+def interrupted(exc: BaseException) -> bool:
+    """`exc` is (or wraps) a Ctrl-C or a cancellation."""
+    return isinstance(first_cause(exc), (KeyboardInterrupt, asyncio.CancelledError))
 
 
 def _run_session(run_dir: Path) -> None:
     # SIGTERM (a CI timeout, `kill`) takes the same path as Ctrl-C, so the server is stopped on the way out.
     try:
-        report = asyncio.run(_cancellable(run_dir))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        _fail(f"interrupted; the server was stopped. Continue with: arbor-host resume {run_dir}", 130)
+        report = asyncio.run(cancellable(run_campaign(run_dir, _say)))
     except BaseException as exc:  # noqa: BLE001 - MCP task groups wrap our errors in exception groups
-        cause = first_cause(exc)
-        if isinstance(cause, (KeyboardInterrupt, asyncio.CancelledError)):
+        if interrupted(exc):
             _fail(f"interrupted; the server was stopped. Continue with: arbor-host resume {run_dir}", 130)
+        cause = first_cause(exc)
         if not isinstance(cause, (ArborError, HostError)):
             raise
         _fail(f"{cause}. The run folder keeps everything: arbor-host resume {run_dir}")

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from arbor.tools.sim.model import scenarios
+from tests.conftest import our_processes
 from tests.perf import search_efficiency
 from tests.perf.searchbench.summary import headline, summarise
 from tests.perf.searchbench.trajectory import Evaluation, Trajectory
 from tests.perf.searchbench.truth import Truth
 
+ROOT = Path(__file__).resolve().parents[2]
 TRUTH = Truth(scenarios()["layered"])
 GOOD = {"gemm_tuning": "aggressive", "attention_backend": "flash"}
 TRAP = {"early_stop": True}
@@ -81,3 +87,32 @@ def test_bad_options_are_refused(capsys: pytest.CaptureFixture) -> None:
         assert caught.value.code == 2
     assert "unknown ['nope']" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize(("sig", "second"), [(signal.SIGINT, "grid"), (signal.SIGTERM, "grid"),
+                                             (signal.SIGTERM, "arbor")])
+def test_an_interrupted_comparison_stops_its_servers_and_keeps_finished_runs(tmp_path: Path, sig: int,
+                                                                             second: str) -> None:
+    before = set(our_processes(sys.executable))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests/perf/search_efficiency.py"), "--scenarios", "layered",
+                             "--seeds", "1", "--budget", "6", "--strategies", f"random,{second}", "--out",
+                             str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        # The interrupt lands while the second strategy has a server up, once random search has finished.
+        while not list((tmp_path / "runs" / second).rglob("*.log")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    line = json.loads(out.strip().splitlines()[-1])
+    assert line["interrupted"] is True and "random_best_valid_gain" in line
+    doc = json.loads((tmp_path / "comparison.json").read_text())
+    assert [r["strategy"] for r in doc["runs"]] == ["random"] and doc["settings"]["interrupted"] is True
+    assert "Interrupted" in (tmp_path / "comparison.md").read_text()
+    assert set(our_processes(sys.executable)) <= before, "no simulated server left running"

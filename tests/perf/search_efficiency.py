@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from arbor.host.cli import cancellable, interrupted  # noqa: E402
 from arbor.tools.sim.model import scenarios  # noqa: E402
 from tests.perf.searchbench.arbor_runs import engine_run  # noqa: E402
 from tests.perf.searchbench.evaluator import Evaluator  # noqa: E402
@@ -48,9 +49,11 @@ async def one(strategy: str, scenario: str, seed: int, budget: int, runs_root: P
 
 
 async def compare(names: list[str], seeds: list[int], budget: int, strategies: list[str], runs_root: Path,
-                  say: bool) -> list[dict]:
-    """Every strategy on every scenario and seed, one after another (never two at once on this machine)."""
-    runs = []
+                  say: bool, runs: list[dict]) -> list[dict]:
+    """Every strategy on every scenario and seed, one after another (never two at once on this machine).
+
+    Each finished run is appended to `runs` as it ends, so an interrupted comparison keeps what it did.
+    """
     for scenario in names:
         truth = Truth(scenarios()[scenario])
         for seed in seeds:
@@ -100,18 +103,32 @@ def main(argv: list[str] | None = None) -> dict:
         except ImportError:
             parser.error("optuna is not installed: pip install -e '.[test]' (or leave it out of --strategies)")
     out = args.out or Path(tempfile.mkdtemp(prefix="arbor-search-"))
-    if args.demo:
-        from tests.perf.searchbench.demo import demo_compare
-
-        line = asyncio.run(demo_compare(list(range(args.seeds)), args.demo_wall_s, strategies, out, not args.quiet))
-        print(json.dumps(line))
-        return line
     seeds = list(range(args.seeds))
-    runs = asyncio.run(compare(names, seeds, args.budget, strategies, out / "runs", not args.quiet))
+    runs: list[dict] = []
+    stopped = False
+    try:
+        # Ctrl-C or SIGTERM cancels the work, which stops every server on the way out.
+        if args.demo:
+            from tests.perf.searchbench.demo import demo_compare
+
+            line = asyncio.run(cancellable(demo_compare(seeds, args.demo_wall_s, strategies, out, not args.quiet,
+                                                        runs)))
+            print(json.dumps(line))
+            return line
+        asyncio.run(cancellable(compare(names, seeds, args.budget, strategies, out / "runs", not args.quiet, runs)))
+    except BaseException as exc:  # noqa: BLE001 - MCP task groups wrap a cancellation in exception groups
+        if not interrupted(exc):
+            raise
+        stopped = True
+    if args.demo or not runs:
+        print(json.dumps({"interrupted": True, "runs_finished": len(runs), "out": str(out)}))
+        sys.exit(130)
     summary = write(out, runs, args.budget, {"scenarios": names, "seeds": seeds, "budget": args.budget,
-                                             "strategies": strategies})
-    line = headline(summary) | {"report": str(out / "comparison.md")}
+                                             "strategies": strategies, "interrupted": stopped})
+    line = headline(summary) | {"report": str(out / "comparison.md")} | ({"interrupted": True} if stopped else {})
     print(json.dumps(line))
+    if stopped:
+        sys.exit(130)
     return line
 
 

@@ -57,10 +57,13 @@ async def remeasure(ev: Evaluator, config: dict[str, Any]) -> float:
             await ev.svc.stop(server["id"])
 
 
-async def demo_compare(seeds: list[int], wall_s: float, strategies: list[str], out: Path, say: bool) -> dict:
-    """Arbor, Optuna and random on the demo target, each `wall_s` seconds per seed; one JSON line."""
+async def demo_compare(seeds: list[int], wall_s: float, strategies: list[str], out: Path, say: bool,
+                       runs: list[dict[str, Any]]) -> dict:
+    """Arbor, Optuna and random on the demo target, each `wall_s` seconds per seed; one JSON line.
+
+    Each finished run is appended to `runs` (and written out) as it ends.
+    """
     base = load_spec(None)
-    runs: list[dict[str, Any]] = []
     for seed in seeds:
         spec = base.model_copy(update={
             "workload": base.workload.model_copy(update={"seed": seed}),
@@ -80,10 +83,10 @@ async def demo_compare(seeds: list[int], wall_s: float, strategies: list[str], o
                    "crashes": sum(e.outcome == "crashed" for e in trajectory.evaluations), "final_config": final,
                    "valid_gain": round(gain, 4), "wall_s": round(time.monotonic() - started, 1)}
             runs.append(row)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "demo_comparison.json").write_text(json.dumps(runs, indent=1))
             if say:
                 print(json.dumps(row), flush=True, file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "demo_comparison.json").write_text(json.dumps(runs, indent=1))
     line: dict[str, Any] = {}
     for strategy in [s for s in strategies if s in DEMO_STRATEGIES]:
         rows = [r for r in runs if r["strategy"] == strategy]

@@ -43,6 +43,8 @@ def markdown(summary: dict[str, dict[str, Any]], runs: list[dict[str, Any]], bud
              "ends with, over the defaults'; a configuration that crashes, corrupts outputs or shrinks the workload "
              "counts as no gain. Evaluations to 95%: first evaluation after which the kept configuration is valid "
              f"and within 5% of the known optimum (not reached: counted as {budget + 1}).", "",
+             *(["**Interrupted**: only the runs that finished are counted.", ""] if settings.get("interrupted")
+               else []),
              "| strategy | valid gain (median, worst) | evals to 95% (median, reached) | crashes | invalid keeps "
              "| invalid at the end | wall s (median) | benchmark repeats (median) |",
              "|---|---|---|---|---|---|---|---|"]
