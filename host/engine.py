@@ -26,6 +26,8 @@ from .spec import CampaignSpec
 from .store import CampaignStore
 
 Say = Callable[[str], None]
+BROKE_ACCURACY = "broke accuracy before, and nothing else in its layer has changed since"
+REGRESSED = "regressed beyond doubt before, and the bottleneck it targets has not grown since"
 
 
 class Campaign:
@@ -70,8 +72,8 @@ class Campaign:
         """One-knob moves not worth proposing again from `base`, with why.
 
         A move that regressed beyond doubt comes back once its layer's profiled share has grown by half
-        (the offline policy re-proposed the same regressing value after every keep); one that broke
-        accuracy, once another knob of its layer has changed.
+        (the offline policy re-proposed the same regressing value after every keep), or as a last resort
+        when nothing else is left; one that broke accuracy, once another knob of its layer has changed.
         """
         profile = self.latest_profile(base)
         dead: dict[str, str] = {}
@@ -84,15 +86,13 @@ class Campaign:
                 # once another knob of that layer has changed.
                 partners = {k.name for k in self.spec.knobs if k.layer == n.layer} - set(n.change)
                 if all(base.config.get(k) == n.config.get(k) for k in partners):
-                    dead[policy.config_key(n.change)] = "broke accuracy before, and nothing else in its layer " \
-                                                        "has changed since"
+                    dead[policy.config_key(n.change)] = BROKE_ACCURACY
                 continue
             if n.gain_high is None or n.gain_high >= 0:
                 continue
             then = float(n.score_terms.get("time_share", 1.0))
             if time_share(n.layer, profile) < 1.5 * then:
-                dead[policy.config_key(n.change)] = "regressed beyond doubt before, and the bottleneck it " \
-                                                    "targets has not grown since"
+                dead[policy.config_key(n.change)] = REGRESSED
         return dead
 
     def broke_accuracy(self, node: Node) -> bool:
@@ -362,6 +362,20 @@ class Campaign:
             for action, estimate in policy.pair_moves(base.config, self.open_moves(base), evaluated, constraints):
                 self.add_candidate(action, base, policy.apply(base.config, action.change),
                                    {"proposer_estimate": estimate})
+            candidates = await self.scored(base, evaluated, constraints, dead)
+        if not candidates and self.ablation.critic and not self.ablation.single_agent and dead:
+            # The last resort before stopping with budget left: a move that regressed once may pay from
+            # here (a knob that pays only with another's new value); one that broke accuracy stays out.
+            dead = {k: why for k, why in dead.items() if why == BROKE_ACCURACY}
+            known = queued(self.store, base.config)
+            revived = []
+            for action in policy.propose(self.spec, base.config, evaluated, constraints):
+                config = policy.apply(base.config, action.change)
+                if policy.config_key(config) not in known and policy.config_key(action.change) not in dead:
+                    revived.append(self.add_candidate(action, base, config).id)
+                    known.add(policy.config_key(config))
+            if revived:
+                self.store.event("last_resort", base.id, nodes=revived)
             candidates = await self.scored(base, evaluated, constraints, dead)
         if not candidates:
             return None
