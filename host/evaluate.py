@@ -78,6 +78,8 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
     elif c.ablation.critic and not c.ablation.single_agent:
         # The rule-based Critic: the safety net when no LLM Critic answered.
         region = policy.crash_region(c.spec, base.config, _action(node))
+        if region is not None and policy.in_region(region[1], region[2], base.config.get(region[0])):
+            region = None  # the known-good config runs there: whatever crashed, it is not that region alone
         if region is not None:
             knob, op, value = region
             retry = {k: v for k, v in policy.prerequisite(knob, value).items() if node.config.get(k) != v}

@@ -47,16 +47,17 @@ def apply(config: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _in_region(constraint: Constraint, value: Any) -> bool:
+def in_region(op: str, bound: Any, value: Any) -> bool:
+    """`value` lies in the region `op bound` (eq, ge, le); an unset value lies in none."""
     if value is None:
         return False
-    if constraint.op == "eq":
-        return value == constraint.value
+    if op == "eq":
+        return value == bound
     try:
-        if constraint.op == "ge":
-            return value >= constraint.value
-        if constraint.op == "le":
-            return value <= constraint.value
+        if op == "ge":
+            return value >= bound
+        if op == "le":
+            return value <= bound
     except TypeError:
         return False
     return False
@@ -67,7 +68,7 @@ def violates(constraints: list[Constraint], config: dict[str, Any]) -> Constrain
     for constraint in constraints:
         if constraint.op == "text" or constraint.knob is None:
             continue
-        if _in_region(constraint, config.get(constraint.knob)):
+        if in_region(constraint.op, constraint.value, config.get(constraint.knob)):
             met = constraint.requires and all(config.get(k) == v for k, v in constraint.requires.items())
             if not met:
                 return constraint
@@ -238,11 +239,15 @@ def estimate(spec: CampaignSpec, config: dict[str, Any], change: dict[str, Any])
 
 
 def crash_region(spec: CampaignSpec, config: dict[str, Any], action: Action) -> tuple[str, str, Any] | None:
-    """The region a crash rules out: at or beyond the value in the direction moved, or the exact value."""
+    """The region a crash rules out: at or beyond the value in the direction moved, or the exact value.
+
+    Only a knob the action really moves counts: a combination re-applied on a baseline that already
+    has some of its values must not rule out the baseline itself.
+    """
     knobs = {k.name: k for k in spec.knobs}
     for name, value in action.change.items():
         knob = knobs.get(name)
-        if knob is None:
+        if knob is None or config.get(name, knob.default) == value:
             continue
         current = config.get(name)
         # A numeric move rules out its direction beyond the value; from an unknown default, only the value.

@@ -54,6 +54,10 @@ def test_crash_regions() -> None:
     assert policy.crash_region(SPEC, {}, up) == ("parallel", "eq", 32), "from an unknown default, only the value"
     choice = Action(title="x", category="config", change={"flash_attn": "on"})
     assert policy.crash_region(SPEC, {}, choice) == ("flash_attn", "eq", "on")
+    # a combination re-applied where the baseline already has part of it: only what really moved counts
+    combo = Action(title="x", category="config", change={"flash_attn": "on", "parallel": 32})
+    assert policy.crash_region(SPEC, {"flash_attn": "on", "parallel": 8}, combo) == ("parallel", "ge", 32)
+    assert policy.crash_region(SPEC, {"flash_attn": "on", "parallel": 32}, combo) is None, "nothing moved"
 
 
 def test_refinements_after_a_regression() -> None:
