@@ -242,9 +242,17 @@ def crash_region(spec: CampaignSpec, config: dict[str, Any], action: Action) -> 
     """The region a crash rules out: at or beyond the value in the direction moved, or the exact value.
 
     Only a knob the action really moves counts: a combination re-applied on a baseline that already
-    has some of its values must not rule out the baseline itself.
+    has some of its values must not rule out the baseline itself. When several knobs move at once
+    (a pair, a combination), which one did it is not known, and the crash may need all of them: no
+    single knob is ruled out (the exact configuration is never run again anyway). A value with its
+    prerequisite counts as one move.
     """
     knobs = {k.name: k for k in spec.knobs}
+    first = next(iter(action.change), None)
+    moved = [n for n, v in action.change.items() if n in knobs and config.get(n, knobs[n].default) != v
+             and (n == first or n not in prerequisite(first, action.change[first]))]
+    if len(moved) > 1:
+        return None
     for name, value in action.change.items():
         knob = knobs.get(name)
         if knob is None or config.get(name, knob.default) == value:

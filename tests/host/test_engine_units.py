@@ -58,6 +58,9 @@ def test_crash_regions() -> None:
     combo = Action(title="x", category="config", change={"flash_attn": "on", "parallel": 32})
     assert policy.crash_region(SPEC, {"flash_attn": "on", "parallel": 8}, combo) == ("parallel", "ge", 32)
     assert policy.crash_region(SPEC, {"flash_attn": "on", "parallel": 32}, combo) is None, "nothing moved"
+    assert policy.crash_region(SPEC, {}, combo) is None, "two knobs moved: which one (or both) is not known"
+    needs = Action(title="x", category="config", change={"cache_type_v": "q8_0", "flash_attn": "on"})
+    assert policy.crash_region(SPEC, {}, needs) == ("cache_type_v", "eq", "q8_0"), "with its prerequisite"
 
 
 def test_refinements_after_a_regression() -> None:
