@@ -80,7 +80,7 @@ class Campaign:
         for n in self.store.nodes("reverted"):
             if len(n.change) != 1 or n.kind != "config":
                 continue
-            if self.broke_accuracy(n):
+            if n.gain is None and self.broke_accuracy(n):  # a failed gate leaves no gain: no query otherwise
                 # Outputs break through the move itself (a coarse quantisation) or through a partner in its
                 # layer (an FP8 KV cache with an attention kernel that mishandles it): worth another try only
                 # once another knob of that layer has changed.
@@ -233,8 +233,7 @@ class Campaign:
     async def stability_review(self) -> None:
         """Every `agent.review_every` evaluations, the LLM Critic looks over the whole trajectory."""
         every = self.spec.agent.review_every
-        if self.team is None or not self.team.available() or not self.ablation.critic or \
-                self.ablation.single_agent or every == 0:
+        if self.team is None or not self.team.available() or not self.ablation.guarded or every == 0:
             return
         done = len(self.actions_done())
         if done - int(self.store.meta("last_review_at", 0)) >= every:
@@ -349,31 +348,19 @@ class Campaign:
             # (a weak one may never call the tool); the score threshold still decides when to stop.
             if asked:
                 self.store.event("offline_fallback", base.id, reason="the Orchestrator proposed nothing")
-            # Proposals made under an earlier baseline apply to the current one now: compare on that.
-            known = queued(self.store, base.config)
-            for action in policy.propose(self.spec, base.config, evaluated, constraints):
-                config = policy.apply(base.config, action.change)
-                if policy.config_key(config) not in known and policy.config_key(action.change) not in dead:
-                    self.add_candidate(action, base, config)
-                    known.add(policy.config_key(config))
+            self.offer_moves(base, evaluated, constraints, dead)
         candidates = await self.scored(base, evaluated, constraints, dead)
-        if not candidates and self.ablation.critic and not self.ablation.single_agent:
+        if not candidates and self.ablation.guarded:
             # Every move from here is measured: the Critic gives those not shown to regress another try, in pairs.
             for action, estimate in policy.pair_moves(base.config, self.open_moves(base), evaluated, constraints):
                 self.add_candidate(action, base, policy.apply(base.config, action.change),
                                    {"proposer_estimate": estimate})
             candidates = await self.scored(base, evaluated, constraints, dead)
-        if not candidates and self.ablation.critic and not self.ablation.single_agent and dead:
+        if not candidates and self.ablation.guarded and dead:
             # The last resort before stopping with budget left: a move that regressed once may pay from
             # here (a knob that pays only with another's new value); one that broke accuracy stays out.
             dead = {k: why for k, why in dead.items() if why == BROKE_ACCURACY}
-            known = queued(self.store, base.config)
-            revived = []
-            for action in policy.propose(self.spec, base.config, evaluated, constraints):
-                config = policy.apply(base.config, action.change)
-                if policy.config_key(config) not in known and policy.config_key(action.change) not in dead:
-                    revived.append(self.add_candidate(action, base, config).id)
-                    known.add(policy.config_key(config))
+            revived = self.offer_moves(base, evaluated, constraints, dead)
             if revived:
                 self.store.event("last_resort", base.id, nodes=revived)
             candidates = await self.scored(base, evaluated, constraints, dead)
@@ -383,6 +370,19 @@ class Campaign:
         if not best.pinned and (best.score or 0.0) < self.spec.search.score_threshold:
             return None
         return best
+
+    def offer_moves(self, base: Node, evaluated: set[str], constraints: list[Constraint],
+                    dead: dict[str, str]) -> list[int]:
+        """Queue the offline policy's one-knob moves from `base` that are not queued already nor dead; their ids."""
+        # Proposals made under an earlier baseline apply to the current one now: compare on that.
+        known = queued(self.store, base.config)
+        added = []
+        for action in policy.propose(self.spec, base.config, evaluated, constraints):
+            config = policy.apply(base.config, action.change)
+            if policy.config_key(config) not in known and policy.config_key(action.change) not in dead:
+                added.append(self.add_candidate(action, base, config).id)
+                known.add(policy.config_key(config))
+        return added
 
     def measured_from(self, node: Node, base: Node) -> bool:
         """`node` was measured from the values `base` still has for its knobs: its gain still means something."""
@@ -396,9 +396,7 @@ class Campaign:
             if n.kind == "config" and n.gain is not None and n.gain_high is not None \
                     and n.gain_high >= 0 and self.measured_from(n, base) \
                     and (len(n.change) == 1 or n.proposer != "introspection"):  # not pairs of pairs
-                out.append((Action(title=n.title, category=n.category, layer=n.layer, kind="config",
-                                   change=n.change, rationale=n.rationale, proposer=n.proposer),
-                            n.gain, n.gain_high))
+                out.append((n.action(), n.gain, n.gain_high))
         return out
 
     async def scored(self, base: Node, evaluated: set[str], constraints: list[Constraint],

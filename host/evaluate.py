@@ -10,7 +10,7 @@ from . import critic, policy
 from .agents import critic_agent
 from .agents.specialist import SpecialistResult, implement, kernel_task
 from .errors import HostError
-from .models import Action, Constraint, Node
+from .models import Constraint, Node
 from .report import kept_path
 
 if TYPE_CHECKING:
@@ -19,11 +19,6 @@ if TYPE_CHECKING:
 
 def _alert(c: Campaign, finding: critic.Finding, node: Node) -> None:
     c.store.add_alert(finding.severity, finding.kind, finding.message, finding.evidence, node.id, finding.needs_human)
-
-
-def _action(node: Node) -> Action:
-    return Action(title=node.title, category=node.category, layer=node.layer, kind=node.kind,  # type: ignore[arg-type]
-                  change=node.change, rationale=node.rationale, proposer=node.proposer)
 
 
 async def _record(c: Campaign, node: Node, result: str, gain: float | None = None, low: float | None = None,
@@ -75,11 +70,9 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
         ruling = await critic_agent.crash_rca(c.team, c, node, failure)  # type: ignore[arg-type]
     if ruling is not None:
         retry = {k: v for k, v in ruling.requires.items() if node.config.get(k) != v}
-    elif c.ablation.critic and not c.ablation.single_agent:
+    elif c.ablation.guarded:
         # The rule-based Critic: the safety net when no LLM Critic answered.
-        region = policy.crash_region(c.spec, base.config, _action(node))
-        if region is not None and policy.in_region(region[1], region[2], base.config.get(region[0])):
-            region = None  # the known-good config runs there: whatever crashed, it is not that region alone
+        region = policy.crash_region(c.spec, base.config, node.action())
         if region is not None:
             knob, op, value = region
             retry = {k: v for k, v in policy.prerequisite(knob, value).items() if node.config.get(k) != v}
@@ -89,7 +82,7 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
     await _finish(c, node, "crashed", f"{failure['kind']}: {failure['summary']}")
     if retry:
         # A constrained retry: the same value together with what it needs.
-        action = _action(node).model_copy(update={"change": node.change | retry, "proposer": "critic",
+        action = node.action().model_copy(update={"change": node.change | retry, "proposer": "critic",
                                                   "title": node.title + "".join(f", {k}={v}" for k, v in retry.items()),
                                                   "rationale": f"retry with the prerequisite {retry}"})
         config = policy.apply(base.config, action.change)
@@ -101,7 +94,7 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
 def _combine_near_misses(c: Campaign, node: Node, base: Node) -> None:
     """Queue this unsettled gain together with the other unsettled gains measured on the kept path."""
     path = {n.id for n in kept_path(c.store, base)}
-    misses = [(_action(n), float(n.gain)) for n in c.store.nodes("reverted")
+    misses = [(n.action(), float(n.gain)) for n in c.store.nodes("reverted")
               if n.parent in path and n.kind == "config" and n.gain is not None and n.gain > 0
               and n.proposer != "introspection" and c.measured_from(n, base)
               and any(base.config.get(k) != v for k, v in n.change.items())]
@@ -118,9 +111,9 @@ async def _reverted(c: Campaign, node: Node, diagnosis: str, gain: float | None 
     if refine and _llm_critic(c) and await critic_agent.introspect(c.team, c, node):  # type: ignore[arg-type]
         refine = False  # the LLM Critic refined or pruned, with evidence
     # One level of introspection: a refinement that regresses too is not halved again (a cliff stays a cliff).
-    if refine and c.ablation.critic and not c.ablation.single_agent and node.proposer != "introspection":
+    if refine and c.ablation.guarded and node.proposer != "introspection":
         base = c.baseline_node()
-        for action in policy.refine_after_regression(c.spec, base.config, _action(node), c.evaluated_keys(),
+        for action in policy.refine_after_regression(c.spec, base.config, node.action(), c.evaluated_keys(),
                                                      c.store.constraints()):
             c.add_candidate(action, node, policy.apply(base.config, action.change))
         if gain is not None and gain > 0 and node.kind == "config":
@@ -144,7 +137,7 @@ async def _remeasure_keep(c: Campaign, node: Node, before: Node) -> None:
 
 
 def _llm_critic(c: Campaign) -> bool:
-    return c.team is not None and c.team.available() and c.ablation.critic and not c.ablation.single_agent
+    return c.team is not None and c.team.available() and c.ablation.guarded
 
 
 async def _kernels(c: Campaign, node: Node) -> None:
@@ -229,7 +222,7 @@ async def evaluate(c: Campaign, node: Node) -> None:
     retests = confirmed_at = 0
     decision: tuple[str, str, Any] | None = None
     # Without the Critic nobody checks a measurement's integrity, so comparisons take flawed ones as they come.
-    guarded = c.ablation.critic and not c.ablation.single_agent
+    guarded = c.ablation.guarded
     while len(paths) < spec.search.max_repeats:
         out = await c.measure_primary(node, f"n{node.id}-r{len(paths) + retests + 1}")
         result = out["result"]

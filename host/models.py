@@ -77,6 +77,11 @@ class Node(BaseModel):
     finished_at: float | None
     rev: int = 0
 
+    def action(self) -> Action:
+        """The action this node tried."""
+        return Action(title=self.title, category=self.category, layer=self.layer, kind=self.kind,  # type: ignore[arg-type]
+                      change=self.change, rationale=self.rationale, proposer=self.proposer)
+
 
 class Constraint(BaseModel):
     """A region of the knob space the Critic ruled out, with why and the evidence."""

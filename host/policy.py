@@ -47,17 +47,16 @@ def apply(config: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def in_region(op: str, bound: Any, value: Any) -> bool:
-    """`value` lies in the region `op bound` (eq, ge, le); an unset value lies in none."""
+def _in_region(constraint: Constraint, value: Any) -> bool:
     if value is None:
         return False
-    if op == "eq":
-        return value == bound
+    if constraint.op == "eq":
+        return value == constraint.value
     try:
-        if op == "ge":
-            return value >= bound
-        if op == "le":
-            return value <= bound
+        if constraint.op == "ge":
+            return value >= constraint.value
+        if constraint.op == "le":
+            return value <= constraint.value
     except TypeError:
         return False
     return False
@@ -68,7 +67,7 @@ def violates(constraints: list[Constraint], config: dict[str, Any]) -> Constrain
     for constraint in constraints:
         if constraint.op == "text" or constraint.knob is None:
             continue
-        if in_region(constraint.op, constraint.value, config.get(constraint.knob)):
+        if _in_region(constraint, config.get(constraint.knob)):
             met = constraint.requires and all(config.get(k) == v for k, v in constraint.requires.items())
             if not met:
                 return constraint
@@ -251,15 +250,11 @@ def crash_region(spec: CampaignSpec, config: dict[str, Any], action: Action) -> 
     first = next(iter(action.change), None)
     moved = [n for n, v in action.change.items() if n in knobs and config.get(n, knobs[n].default) != v
              and (n == first or n not in prerequisite(first, action.change[first]))]
-    if len(moved) > 1:
+    if len(moved) != 1:
         return None
-    for name, value in action.change.items():
-        knob = knobs.get(name)
-        if knob is None or config.get(name, knob.default) == value:
-            continue
-        current = config.get(name)
-        # A numeric move rules out its direction beyond the value; from an unknown default, only the value.
-        if knob.type in ("int", "float") and isinstance(value, (int, float)) and isinstance(current, (int, float)):
-            return (name, "le", value) if value < current else (name, "ge", value)
-        return name, "eq", value
-    return None
+    name = moved[0]
+    knob, value, current = knobs[name], action.change[name], config.get(name)
+    # A numeric move rules out its direction beyond the value; from an unknown default, only the value.
+    if knob.type in ("int", "float") and isinstance(value, (int, float)) and isinstance(current, (int, float)):
+        return (name, "le", value) if value < current else (name, "ge", value)
+    return name, "eq", value

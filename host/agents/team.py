@@ -36,6 +36,11 @@ class Ablation(BaseModel):
     specialists: bool = True
     single_agent: bool = False
 
+    @property
+    def guarded(self) -> bool:
+        """The Critic is at work: not switched off, and not the single-agent loop (which has none)."""
+        return self.critic and not self.single_agent
+
     def label(self) -> str:
         off = [n for n, on in (("critic", self.critic), ("specialists", self.specialists)) if not on]
         return "single agent" if self.single_agent else ("full team" if not off else "no " + ", no ".join(off))
