@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from .agents.team import Ablation, Team
 from .errors import HostError
 from .evaluate import evaluate
 from .models import EVALUATED, Action, Constraint, Node
+from .report import kept_path
 from .scoring import score, time_share, urgency
 from .services import Services
 from .spec import CampaignSpec
@@ -27,7 +29,10 @@ from .store import CampaignStore
 
 Say = Callable[[str], None]
 BROKE_ACCURACY = "broke accuracy before, and nothing else in its layer has changed since"
-REGRESSED = "regressed beyond doubt before, and the bottleneck it targets has not grown since"
+REGRESSED = "fell short of the keep bar beyond doubt before, and the bottleneck it targets has not grown since"
+# What a node's priors carry through re-scoring (the rest is the KB's answer of the moment).
+KEPT_PRIORS = ("proposer_estimate", "proposer_cost_s", "task", "retest_of", "last_resort")
+CRASHED_HERE = "crashed with partners that still hold the values it crashed with"
 
 
 class Campaign:
@@ -71,12 +76,23 @@ class Campaign:
     def dead_moves(self, base: Node) -> dict[str, str]:
         """One-knob moves not worth proposing again from `base`, with why.
 
-        A move that regressed beyond doubt comes back once its layer's profiled share has grown by half
-        (the offline policy re-proposed the same regressing value after every keep), or as a last resort
-        when nothing else is left; one that broke accuracy, once another knob of its layer has changed.
+        A move whose interval fell below the keep bar (it can never be kept alone) comes back once its layer's
+        profiled share has grown by half (the offline policy re-proposed the same losing value after every
+        keep: a 1% move measured five times in one campaign), in a pair, or as a last resort
+        when nothing else is left; one that broke accuracy, once another knob of its layer has changed; one
+        that crashed in context, once one of the partners it crashed with has changed.
         """
         profile = self.latest_profile(base)
         dead: dict[str, str] = {}
+        for n in self.store.nodes("crashed"):
+            first = next(iter(n.change), None)
+            if n.kind != "config" or first is None or set(n.change) - {first} - set(policy.prerequisite(
+                    first, n.change[first])):
+                continue
+            # A value that crashed only in context stays out while its suspects keep their crash-time values.
+            context = self.crash_context(n, first)
+            if context and all(policy.same_value(self.spec, base.config, n.config, k) for k in context):
+                dead[policy.config_key(n.change)] = CRASHED_HERE
         for n in self.store.nodes("reverted"):
             if len(n.change) != 1 or n.kind != "config":
                 continue
@@ -88,12 +104,17 @@ class Campaign:
                 if all(base.config.get(k) == n.config.get(k) for k in partners):
                     dead[policy.config_key(n.change)] = BROKE_ACCURACY
                 continue
-            if n.gain_high is None or n.gain_high >= 0:
+            if n.gain_high is None or n.gain_high >= self.spec.search.min_gain:
                 continue
             then = float(n.score_terms.get("time_share", 1.0))
             if time_share(n.layer, profile) < 1.5 * then:
                 dead[policy.config_key(n.change)] = REGRESSED
         return dead
+
+    def crash_context(self, node: Node, knob: str) -> dict[str, Any]:
+        """The partners a crash of `knob` at `node` may need (see `policy.crash_context`); empty when none."""
+        ran = [n.config for n in self.store.nodes() if n.status in ("kept", "reverted", "invalid")]
+        return policy.crash_context(self.spec, node.config, knob, ran)
 
     def broke_accuracy(self, node: Node) -> bool:
         """`node` failed the accuracy gate."""
@@ -350,17 +371,27 @@ class Campaign:
                 self.store.event("offline_fallback", base.id, reason="the Orchestrator proposed nothing")
             self.offer_moves(base, evaluated, constraints, dead)
         candidates = await self.scored(base, evaluated, constraints, dead)
-        if not candidates and self.ablation.guarded:
-            # Every move from here is measured: the Critic gives those not shown to regress another try, in pairs.
+        if not self.worthwhile(candidates) and self.ablation.guarded:
+            # Every promising move from here is measured: the Critic gives those not shown to regress another
+            # try, in pairs.
+            known = queued(self.store, base.config)
             for action, estimate in policy.pair_moves(base.config, self.open_moves(base), evaluated, constraints):
-                self.add_candidate(action, base, policy.apply(base.config, action.change),
-                                   {"proposer_estimate": estimate})
+                config = policy.apply(base.config, action.change)
+                if policy.config_key(config) not in known:
+                    self.add_candidate(action, base, config, {"proposer_estimate": estimate})
             candidates = await self.scored(base, evaluated, constraints, dead)
-        if not candidates and self.ablation.guarded and dead:
-            # The last resort before stopping with budget left: a move that regressed once may pay from
-            # here (a knob that pays only with another's new value); one that broke accuracy stays out.
-            dead = {k: why for k, why in dead.items() if why == BROKE_ACCURACY}
-            revived = self.offer_moves(base, evaluated, constraints, dead)
+        if not self.worthwhile(candidates) and self.ablation.guarded:
+            # Before stopping with budget left: one more look at the moves from here that noise may have
+            # sunk (not shown to regress), their first repeats pooled with the new ones.
+            retests = [self.retest(n, base) for n in self.retestable(base)]
+            if retests:
+                self.store.event("retest", base.id, nodes=retests)
+                candidates = await self.scored(base, evaluated, constraints, dead)
+        if not self.worthwhile(candidates) and self.ablation.guarded and dead:
+            # The last resort: a move that fell short once may pay from here (a knob that pays only with
+            # another's new value); one that broke accuracy or crashed here stays out.
+            dead = {k: why for k, why in dead.items() if why in (BROKE_ACCURACY, CRASHED_HERE)}
+            revived = self.offer_moves(base, evaluated, constraints, dead, {"last_resort": True})
             if revived:
                 self.store.event("last_resort", base.id, nodes=revived)
             candidates = await self.scored(base, evaluated, constraints, dead)
@@ -371,8 +402,21 @@ class Campaign:
             return None
         return best
 
+    def worthwhile(self, candidates: list[Node]) -> bool:
+        """Some candidate is pinned or scores above the threshold."""
+        return any(n.pinned or (n.score or 0.0) >= self.spec.search.score_threshold for n in candidates)
+
+    def retest(self, node: Node, base: Node) -> int:
+        """Queue a retest of `node` from `base` (its repeats are pooled with the new ones); the new node's id."""
+        action = node.action().model_copy(update={
+            "proposer": "critic", "title": f"retest: {node.title}",
+            "rationale": f"measured {node.gain:+.1%} (up to {node.gain_high:+.1%}) on {len(node.measurement_ids)} "
+                         "repeats: noise may have sunk it; its repeats are pooled with new ones"})
+        return self.add_candidate(action, base, node.config, {"proposer_estimate": node.gain_high,
+                                                              "retest_of": node.id}).id
+
     def offer_moves(self, base: Node, evaluated: set[str], constraints: list[Constraint],
-                    dead: dict[str, str]) -> list[int]:
+                    dead: dict[str, str], priors: dict[str, Any] | None = None) -> list[int]:
         """Queue the offline policy's one-knob moves from `base` that are not queued already nor dead; their ids."""
         # Proposals made under an earlier baseline apply to the current one now: compare on that.
         known = queued(self.store, base.config)
@@ -380,7 +424,7 @@ class Campaign:
         for action in policy.propose(self.spec, base.config, evaluated, constraints):
             config = policy.apply(base.config, action.change)
             if policy.config_key(config) not in known and policy.config_key(action.change) not in dead:
-                added.append(self.add_candidate(action, base, config).id)
+                added.append(self.add_candidate(action, base, config, priors).id)
                 known.add(policy.config_key(config))
         return added
 
@@ -399,6 +443,14 @@ class Campaign:
                 out.append((n.action(), n.gain, n.gain_high))
         return out
 
+    def retestable(self, base: Node) -> list[Node]:
+        """Reverted config moves measured from `base` itself, not shown to regress and not retested yet."""
+        nodes = self.store.nodes()
+        done = {n.priors.get("retest_of") for n in nodes if n.priors.get("retest_of") is not None}
+        return [n for n in nodes if n.status == "reverted" and n.kind == "config" and n.parent == base.id
+                and n.gain_high is not None and n.gain_high >= 0 and n.id not in done
+                and n.priors.get("retest_of") is None]
+
     async def scored(self, base: Node, evaluated: set[str], constraints: list[Constraint],
                      dead: dict[str, str]) -> list[Node]:
         """Every proposed node still worth measuring from `base`, scored; the rest pruned."""
@@ -407,7 +459,8 @@ class Campaign:
             if node.kind == "baseline":
                 continue
             config = policy.apply(base.config, node.change)
-            if policy.config_key(config) in evaluated or policy.violates(constraints, config):
+            measured = policy.config_key(config) in evaluated and node.priors.get("retest_of") is None
+            if measured or policy.violates(constraints, config):
                 self.store.update_node(node.id, status="pruned",
                                        diagnosis="already measured, or ruled out by a constraint")
                 continue
@@ -456,8 +509,15 @@ class Campaign:
         proposer_cost = float(node.priors.get("proposer_cost_s") or 0.0)
         guess = proposer_estimate if proposer_estimate is not None else policy.estimate(self.spec, base.config,
                                                                                         node.change)
-        prior |= {k: node.priors[k] for k in ("proposer_estimate", "proposer_cost_s", "task") if k in node.priors}
-        if guess is not None and p.level != "exact":
+        # A last resort is a fresh chance from here: judged on its prior, not on what it measured elsewhere.
+        measured = self.measured_speedup(node) if proposer_estimate is None and not node.priors.get(
+            "last_resort") else None
+        prior |= {k: node.priors[k] for k in KEPT_PRIORS if k in node.priors}
+        if measured is not None:
+            # This very move was measured from an earlier configuration: more specific than any pooled prior.
+            p = p.model_copy(update={"speedup": measured})
+            prior = prior | {"speedup": measured, "kb_speedup": prior["speedup"], "source": "measured before"}
+        elif guess is not None and p.level != "exact":
             # With no history for this value the proposer's estimate stands alone; with history for the
             # knob (any value) it is averaged in, since pooled values do not know which way this one moves.
             speedup = guess if p.level == "global" else (p.speedup + guess) / 2
@@ -474,6 +534,38 @@ class Campaign:
                       unit + proposer_cost, unit, self.spec.search.exploration, len(evaluated),
                       sum(1 for n in evaluated if n.category == node.category))
         return self.store.update_node(node.id, score=terms.score, score_terms=terms.model_dump(), priors=prior)
+
+    def measured_speedup(self, node: Node) -> float | None:
+        """The speedup of its target the same move measured from an earlier configuration (gain / share then).
+
+        A move re-proposed after a keep was scored as if never tried: a +1% move stood level with fresh ones.
+        Times the target's share now, it is the gain expected from here.
+        """
+        key = policy.config_key(node.change)
+        earlier = [n for n in self.store.nodes("reverted") if n.gain is not None and n.kind == node.kind
+                   and n.id != node.id and policy.config_key(n.change) == key]
+        if not earlier:
+            return self.undone_keep(node)
+        last = max(earlier, key=lambda n: n.finished_at or 0.0)
+        then = float(last.score_terms.get("time_share", 1.0)) or 1.0
+        return float(last.gain) / then  # type: ignore[arg-type]
+
+    def undone_keep(self, node: Node) -> float | None:
+        """For a move back to the value the last keep of its knob moved away from: that keep, reversed.
+
+        Tuned GEMMs after aggressive ones won by 15% scored highest of all on the KB's record of "tuned".
+        """
+        if len(node.change) != 1 or node.kind != "config":
+            return None
+        ((knob, value),) = node.change.items()
+        path = kept_path(self.store, self.baseline_node())
+        for before, kept in reversed(list(pairwise(path))):
+            if knob in kept.change:
+                if kept.gain is None or not policy.same_value(self.spec, before.config, {knob: value}, knob):
+                    return None
+                then = float(kept.score_terms.get("time_share", 1.0)) or 1.0
+                return -kept.gain / (1 + kept.gain) / then
+        return None
 
     def latest_profile(self, node: Node) -> dict[str, float] | None:
         rows = self.store.measurements(node.id, "profile")

@@ -73,7 +73,12 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
     elif c.ablation.guarded:
         # The rule-based Critic: the safety net when no LLM Critic answered.
         region = policy.crash_region(c.spec, base.config, node.action())
-        if region is not None:
+        context = c.crash_context(node, region[0]) if region is not None else {}
+        if context:
+            # The value ran before without crashing: a partner changed since is to blame, not the value.
+            _retry_in_context(c, node, base, region[0], context)
+            c.store.event("crash_in_context", node.id, knob=region[0], suspects=context)
+        elif region is not None:
             knob, op, value = region
             retry = {k: v for k, v in policy.prerequisite(knob, value).items() if node.config.get(k) != v}
             c.store.add_constraint(knob, op, value, f"{failure['kind']}: {failure['summary']}", evidence, node.id,
@@ -89,6 +94,32 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
         if policy.config_key(config) not in c.evaluated_keys():
             c.add_candidate(action, node, config)
     await c.restore_known_good()
+
+
+def _retry_in_context(c: Campaign, node: Node, base: Node, knob: str, context: dict[str, Any]) -> None:
+    """Constrained retries of a value that crashed only in context: with each suspect stepped back by one.
+
+    A step back costs what the keep that set the suspect gained (half of it for a part step); a retry
+    expected to lose more than the value is worth is not queued.
+    """
+    worth = float(node.priors.get("speedup", 0.05))
+    path = kept_path(c.store, base)
+    for suspect, earlier in context.items():
+        value = policy.step_back(c.spec, suspect, base.config.get(suspect), earlier)
+        setter = next((n for n in reversed(path) if suspect in n.change), None)
+        cost = max(0.0, setter.gain or 0.0) if setter is not None else 0.0
+        partial = value != earlier  # stopped at a listed value short of the earlier one
+        estimate = worth - (cost / 2 if partial else cost)
+        change = node.change | {suspect: value}
+        config = policy.apply(base.config, change)
+        if estimate <= 0 or policy.config_key(config) in c.evaluated_keys() or \
+                policy.violates(c.store.constraints(), config):
+            continue
+        action = node.action().model_copy(update={
+            "change": change, "proposer": "critic", "title": policy.describe(change, base.config),
+            "rationale": f"{knob}={node.change[knob]} ran without crashing before; it crashed once {suspect} "
+                         f"became {base.config.get(suspect)}: retry with {suspect}={value}"})
+        c.add_candidate(action, node, config, {"proposer_estimate": estimate})
 
 
 def _combine_near_misses(c: Campaign, node: Node, base: Node) -> None:
@@ -221,9 +252,16 @@ async def evaluate(c: Campaign, node: Node) -> None:
     throughputs: list[float] = []
     retests = confirmed_at = 0
     decision: tuple[str, str, Any] | None = None
+    retest_of = node.priors.get("retest_of")
+    if retest_of is not None and store.node(int(retest_of)).parent == base.id:
+        # A retest pools the first measurement of the same configuration, taken against the same reference.
+        for m in store.measurements(int(retest_of), "primary"):
+            paths.append(m["path"])
+            throughputs.append(m["metrics"]["output_throughput"])
+    limit = spec.search.max_repeats + len(paths)
     # Without the Critic nobody checks a measurement's integrity, so comparisons take flawed ones as they come.
     guarded = c.ablation.guarded
-    while len(paths) < spec.search.max_repeats:
+    while len(paths) < limit:
         out = await c.measure_primary(node, f"n{node.id}-r{len(paths) + retests + 1}")
         result = out["result"]
         verdict = critic.check_result(spec, result, base_fingerprint, out["path"]) if guarded else critic.Verdict()
@@ -257,10 +295,10 @@ async def evaluate(c: Campaign, node: Node) -> None:
         for finding in repeats.findings:
             _alert(c, finding, node)
         low, high, gain = cmp["ci_low"], cmp["ci_high"], cmp["rel_change"]
-        if repeats.more_repeats and len(paths) < spec.search.max_repeats:
+        if repeats.more_repeats and len(paths) < limit:
             continue
         if low is not None and low > spec.search.min_gain:
-            if repeats.confirm and len(paths) < spec.search.max_repeats:
+            if repeats.confirm and len(paths) < limit:
                 confirmed_at = len(paths)  # one more repeat must keep the interval above the bar
                 continue
             decision = ("keep", f"{gain:+.1%} over the baseline, interval {low:+.1%} to {high:+.1%}", cmp)
@@ -269,9 +307,14 @@ async def evaluate(c: Campaign, node: Node) -> None:
             decision = ("revert", f"no gain: {gain:+.1%}, interval {low:+.1%} to {high:+.1%} below "
                                   f"+{spec.search.min_gain:.0%}", cmp)
             break
+    final = await c.svc.compare(base_paths, paths, spec.search.confidence, not guarded) \
+        if decision is None and paths else None
+    if final and guarded and critic.keep_out_of_repeats(final["ci_low"], final["rel_change"], spec.search.min_gain):
+        decision = ("keep", f"{final['rel_change']:+.1%} over the baseline, interval {final['ci_low']:+.1%} to "
+                            f"{final['ci_high']:+.1%}: above zero, its estimate clears +{spec.search.min_gain:.0%}",
+                    final)
     if decision is None:
-        cmp = await c.svc.compare(base_paths, paths, spec.search.confidence, not guarded) if paths else None
-        gain = cmp["rel_change"] if cmp else None
+        cmp, gain = final, final["rel_change"] if final else None
         await _reverted(c, node, f"not settled after {len(paths)} repeats ({gain:+.1%})" if gain is not None
                         else "no valid measurement", gain, cmp and cmp["ci_low"], cmp and cmp["ci_high"])
         return

@@ -258,3 +258,46 @@ def crash_region(spec: CampaignSpec, config: dict[str, Any], action: Action) -> 
     if knob.type in ("int", "float") and isinstance(value, (int, float)) and isinstance(current, (int, float)):
         return (name, "le", value) if value < current else (name, "ge", value)
     return name, "eq", value
+
+
+def _effective(spec: CampaignSpec, config: dict[str, Any], name: str) -> Any:
+    knob = next((k for k in spec.knobs if k.name == name), None)
+    value = config.get(name)
+    return knob.default if value is None and knob is not None else value
+
+
+def same_value(spec: CampaignSpec, a: dict[str, Any], b: dict[str, Any], name: str) -> bool:
+    """Knob `name` runs with the same value in both configurations (a default stated or left out alike)."""
+    return _effective(spec, a, name) == _effective(spec, b, name)
+
+
+def crash_context(spec: CampaignSpec, crashed: dict[str, Any], knob: str, ran: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a crash of `knob` may need besides it: the knobs (with their earlier values) that differ from the
+    nearest configuration that ran the same value without crashing; empty when no such configuration ran.
+
+    CUDA graphs that ran at the default batch and crash at 256 sequences with aggressive GEMM tuning crash
+    through a partner, not on their own: ruling the value out for good would close the route to graphs
+    with 128 sequences.
+    """
+    value = _effective(spec, crashed, knob)
+    names = [k.name for k in spec.knobs if k.name != knob and k.name not in prerequisite(knob, value)]
+    nearest: dict[str, Any] | None = None
+    for config in ran:
+        if _effective(spec, config, knob) != value:
+            continue
+        differs = {n: config.get(n) for n in names if _effective(spec, config, n) != _effective(spec, crashed, n)}
+        if nearest is None or len(differs) < len(nearest):
+            nearest = differs
+    return nearest or {}
+
+
+def step_back(spec: CampaignSpec, name: str, current: Any, earlier: Any) -> Any:
+    """One step of knob `name` from `current` back toward `earlier`: the nearest listed value between the two,
+    else `earlier` itself (None when that is the server's default)."""
+    knob = next(k for k in spec.knobs if k.name == name)
+    now, then = (current if current is not None else knob.default), (earlier if earlier is not None else knob.default)
+    if isinstance(now, (int, float)) and isinstance(then, (int, float)) and not isinstance(now, bool):
+        between = [v for v in knob.values if min(now, then) < v < max(now, then)]
+        if between:
+            return min(between, key=lambda v: abs(v - now))
+    return None if then == knob.default else then

@@ -86,10 +86,18 @@ def test_score_terms() -> None:
     assert terms.score == pytest.approx(terms.exploit + terms.explore)
     assert urgency(100, 160, 2.0) == pytest.approx(1 + 60 / 160) and urgency(200, 160, 2.0) == 1.0
     assert time_share("attention", {"attention": 0.3, "gemm": 0.6}) == 0.3
-    assert time_share("scheduler", {"attention": 0.3}) == 1.0
+    # A whole-step layer gets an average category's share: below the bottleneck, above a sliver.
+    assert time_share("scheduler", {"attention": 0.2, "gemm": 0.7, "host_idle": 0.1, "memcpy": 0.0}) == \
+        pytest.approx(1 / 3)
+    assert time_share("scheduler", None) == 1.0
+    assert time_share("graph", {"host_idle": 0.1, "norm_elementwise": 0.05, "gemm": 0.85}) == pytest.approx(0.15)
 
 
 def test_critic_rules() -> None:
+    # Out of repeats: above zero with the estimate over the bar is a keep; either alone is not.
+    assert critic.keep_out_of_repeats(0.003, 0.027, 0.02)
+    assert not critic.keep_out_of_repeats(-0.001, 0.027, 0.02) and not critic.keep_out_of_repeats(0.001, 0.017, 0.02)
+    assert not critic.keep_out_of_repeats(None, 0.05, 0.02)
     result = {"fingerprint": {"input_len": 128}, "max_concurrent_requests": 16, "lengths_ok": True, "completed": 32,
               "failed": 0, "input_len_check": {}, "output_len_check": {}}
     assert critic.check_result(SPEC, result, {"input_len": 128}, "p").stable
@@ -225,3 +233,119 @@ def test_a_keep_is_judged_by_its_fresh_repeats_and_old_stores_migrate(tmp_path: 
     store.add_measurement(1, "reference", {"output_throughput": 92})
     assert [m["metrics"]["output_throughput"] for m in store.reference(1)] == [90, 92]
     assert [m["kind"] for m in store.measurements(1)] == ["primary", "reference", "reference"]
+
+
+def test_a_value_that_crashed_only_in_context_is_retried_not_ruled_out(tmp_path: Path) -> None:
+    from arbor.host.engine import CRASHED_HERE, Campaign
+    from arbor.host.evaluate import _retry_in_context
+    from arbor.host.spec import parse_spec
+
+    spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "layered"\n', "t")
+    store = CampaignStore(tmp_path)
+    store.set_meta("campaign_id", "c")
+    c = Campaign(spec, tmp_path, store, None, {}, lambda _: None)  # type: ignore[arg-type]
+
+    def node(parent, status, change, config, gain=None, layer="graph"):
+        return store.add_node(parent=parent, depth=1, status=status, title=policy.describe(change, {}),
+                              category="config", layer=layer, kind="config", change=change, config=config,
+                              proposer="offline", gain=gain, priors={"speedup": 0.05})
+
+    root = store.add_node(parent=None, depth=0, status="kept", title="baseline", category="config",
+                          kind="baseline", change={}, config={}, proposer="engine")
+    node(root.id, "reverted", {"cuda_graphs": True}, {"cuda_graphs": True}, -0.015)
+    gemm = node(root.id, "kept", {"gemm_tuning": "aggressive"}, {"gemm_tuning": "aggressive"}, 0.5, "gemm")
+    seqs = node(gemm.id, "kept", {"max_num_seqs": 256}, {"gemm_tuning": "aggressive", "max_num_seqs": 256}, 0.03,
+                "scheduler")
+    store.set_meta("baseline_node", seqs.id)
+    crashed = node(seqs.id, "crashed", {"cuda_graphs": True},
+                   {"gemm_tuning": "aggressive", "max_num_seqs": 256, "cuda_graphs": True})
+    # Graphs ran at the default batch and GEMM tuning: what changed since is to blame, not graphs.
+    assert c.crash_context(crashed, "cuda_graphs") == {"gemm_tuning": None, "max_num_seqs": None}
+    assert c.crash_context(crashed, "max_num_seqs") == {"cuda_graphs": None}, "256 ran, without graphs"
+    never = crashed.model_copy(update={"config": {"max_num_seqs": 32}})
+    assert c.crash_context(never, "max_num_seqs") == {}, "32 never ran: nothing else to blame"
+    assert policy.step_back(spec, "max_num_seqs", 256, None) == 128, "one listed value back toward the default"
+    assert policy.step_back(spec, "max_num_seqs", 128, None) is None, "the default itself is left out"
+    assert policy.step_back(spec, "gemm_tuning", "aggressive", None) is None
+    assert policy.same_value(spec, {}, {"max_num_seqs": 64}, "max_num_seqs"), "a stated default is the default"
+    _retry_in_context(c, crashed, seqs, "cuda_graphs", c.crash_context(crashed, "cuda_graphs"))
+    (retry,) = store.nodes("proposed")  # stepping GEMM tuning back would cost more than graphs can win
+    assert retry.change == {"cuda_graphs": True, "max_num_seqs": 128} and retry.proposer == "critic"
+    assert retry.priors["proposer_estimate"] == pytest.approx(0.05 - 0.03 / 2), "half the keep it partly undoes"
+    # Graphs stay out while 256 sequences and aggressive tuning stay; a new batch size lets them back in.
+    assert c.dead_moves(seqs)[policy.config_key({"cuda_graphs": True})] == CRASHED_HERE
+    attention = node(seqs.id, "kept", {"attention_backend": "flash"},
+                     {"gemm_tuning": "aggressive", "max_num_seqs": 256, "attention_backend": "flash"}, 0.1,
+                     "attention")
+    assert policy.config_key({"cuda_graphs": True}) in c.dead_moves(attention), "not a suspect"
+    smaller = node(attention.id, "kept", {"max_num_seqs": 128},
+                   {"gemm_tuning": "aggressive", "max_num_seqs": 128, "attention_backend": "flash"}, 0.02,
+                   "scheduler")
+    assert policy.config_key({"cuda_graphs": True}) not in c.dead_moves(smaller)
+
+
+def test_a_move_measured_before_is_judged_by_that_measurement(tmp_path: Path) -> None:
+    from arbor.host.engine import REGRESSED, Campaign
+    from arbor.host.spec import parse_spec
+
+    spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "moe_decode"\n', "t")
+    store = CampaignStore(tmp_path)
+    store.set_meta("campaign_id", "c")
+    c = Campaign(spec, tmp_path, store, None, {}, lambda _: None)  # type: ignore[arg-type]
+
+    def node(status, change, layer, gain=None, high=None, share=1.0):
+        return store.add_node(parent=root.id, depth=1, status=status, title=policy.describe(change, {}),
+                              category="config", layer=layer, kind="config", change=change, config=change,
+                              proposer="offline", gain=gain, gain_high=high, score_terms={"time_share": share},
+                              finished_at=1.0)
+
+    root = store.add_node(parent=None, depth=0, status="kept", title="baseline", category="config",
+                          kind="baseline", change={}, config={}, proposer="engine")
+    store.add_measurement(root.id, "profile", {"categories": {"moe": 0.6, "attention": 0.2, "sampling": 0.05}})
+    store.set_meta("baseline_node", root.id)
+    node("reverted", {"sampler": "flashinfer"}, "sampling", 0.01, 0.015, 0.05)
+    flash = node("reverted", {"attention_backend": "flash"}, "attention", 0.02, 0.05, 0.2)
+    # An interval below the keep bar can never be kept alone: not proposed alone again until its target grows.
+    dead = c.dead_moves(root)
+    assert dead.get(policy.config_key({"sampler": "flashinfer"})) == REGRESSED
+    assert policy.config_key({"attention_backend": "flash"}) not in dead, "unsettled, may clear the bar"
+    again = node("proposed", {"attention_backend": "flash"}, "attention")
+    assert c.measured_speedup(again) == pytest.approx(0.02 / 0.2), "its gain over the share it acted on then"
+    assert c.measured_speedup(flash) is None, "a node is no evidence about itself"
+    assert c.measured_speedup(node("proposed", {"moe_backend": "aiter"}, "moe")) is None, "never measured"
+    # Going back to what a keep moved away from: that keep, reversed.
+    aiter = store.add_node(parent=root.id, depth=1, status="kept", title="a", category="kernel", layer="moe",
+                           kind="config", change={"moe_backend": "aiter"}, config={"moe_backend": "aiter"},
+                           proposer="offline", gain=0.25, score_terms={"time_share": 0.5})
+    ck = store.add_node(parent=aiter.id, depth=2, status="kept", title="c", category="kernel", layer="moe",
+                        kind="config", change={"moe_backend": "ck"}, config={"moe_backend": "ck"},
+                        proposer="offline", gain=0.1, score_terms={"time_share": 0.4})
+    store.set_meta("baseline_node", ck.id)
+    back = node("proposed", {"moe_backend": "aiter"}, "moe")
+    assert c.measured_speedup(back) == pytest.approx(-0.1 / 1.1 / 0.4), "the last keep of the knob, undone"
+    assert c.measured_speedup(node("proposed", {"moe_backend": "triton"}, "moe")) is None, "older values: unknown"
+
+
+def test_moves_noise_may_have_sunk_are_retested_once(tmp_path: Path) -> None:
+    from arbor.host.engine import Campaign
+    from arbor.host.spec import parse_spec
+
+    spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "moe_decode"\n', "t")
+    store = CampaignStore(tmp_path)
+    c = Campaign(spec, tmp_path, store, None, {}, lambda _: None)  # type: ignore[arg-type]
+
+    def node(parent, change, gain, high, priors=None):
+        return store.add_node(parent=parent, depth=1, status="reverted", title=policy.describe(change, {}),
+                              category="config", layer="sampling", kind="config", change=change, config=change,
+                              proposer="offline", gain=gain, gain_high=high, priors=priors or {})
+
+    root = store.add_node(parent=None, depth=0, status="kept", title="baseline", category="config",
+                          kind="baseline", change={}, config={}, proposer="engine")
+    other = store.add_node(parent=root.id, depth=1, status="kept", title="k", category="config", kind="config",
+                           change={"moe_backend": "aiter"}, config={"moe_backend": "aiter"}, proposer="offline")
+    sunk = node(root.id, {"sampler": "flashinfer"}, -0.016, 0.007)
+    node(root.id, {"moe_backend": "ck"}, -0.08, -0.05)
+    node(other.id, {"moe_backend": "aiter", "sampler": "flashinfer"}, 0.01, 0.03)
+    assert [n.id for n in c.retestable(root)] == [sunk.id], "not a regression beyond doubt, not from elsewhere"
+    node(root.id, sunk.change, 0.02, 0.04, {"retest_of": sunk.id})
+    assert c.retestable(root) == [], "once: neither the move nor its retest again"

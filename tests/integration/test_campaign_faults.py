@@ -114,12 +114,20 @@ async def test_length_drift_is_caught_retested_and_never_kept(tmp_path: Path) ->
     assert "changes the workload" in ruled.reason
 
 
-async def test_a_noisy_small_improvement_gets_more_repeats_and_no_keep(tmp_path: Path) -> None:
+async def test_a_noisy_small_improvement_gets_more_repeats_a_retest_and_no_keep(tmp_path: Path) -> None:
     store = await campaign(tmp_path, ["noise"], max_repeats=5)
-    (node,) = by_knob(store, "noisy")
+    node, retest = by_knob(store, "noisy")
     assert node.status == "reverted"
-    assert len(store.measurements(node.id, "primary")) > 2, "noise asked for more repeats"
+    first = len(store.measurements(node.id, "primary"))
+    assert first > 2, "noise asked for more repeats"
     assert any(a.kind == "noisy" for a in store.alerts())
+    # Nothing else left to try: rather than stop with budget left, the Critic retests the unsunk move once,
+    # pooling its first repeats with new ones against the same reference.
+    (event,) = [e for e in store.events() if e.kind == "retest"]
+    assert event.data["nodes"] == [retest.id] and retest.priors["retest_of"] == node.id
+    assert retest.config == node.config and retest.proposer == "critic"
+    again = len(store.measurements(retest.id, "primary"))
+    assert retest.status == "reverted" and f"after {first + again} repeats" in retest.diagnosis
 
 
 async def test_outcomes_reach_the_knowledge_base_once(tmp_path: Path) -> None:
