@@ -100,9 +100,15 @@ def _retry_in_context(c: Campaign, node: Node, base: Node, knob: str, context: d
     """Constrained retries of a value that crashed only in context: with each suspect stepped back by one.
 
     A step back costs what the keep that set the suspect gained (half of it for a part step); a retry
-    expected to lose more than the value is worth is not queued.
+    expected to lose more than the value is worth is not queued, nor any for a value that lost more than
+    the keep bar where it ran.
     """
-    worth = float(node.priors.get("speedup", 0.05))
+    share = float(node.score_terms.get("time_share", 1.0)) or 1.0
+    measured = c.measured_speedup(node)
+    if measured is not None and measured * share < -c.spec.search.min_gain:
+        return  # it lost clearly where it ran: no partner's loss is worth a retry
+    # What it ran at says little (graphs pay only with a bigger batch): its worth is the KB's prior.
+    worth = share * float(node.priors.get("kb_speedup", node.priors.get("speedup", 0.05)))
     path = kept_path(c.store, base)
     for suspect, earlier in context.items():
         value = policy.step_back(c.spec, suspect, base.config.get(suspect), earlier)
@@ -119,7 +125,7 @@ def _retry_in_context(c: Campaign, node: Node, base: Node, knob: str, context: d
             "change": change, "proposer": "critic", "title": policy.describe(change, base.config),
             "rationale": f"{knob}={node.change[knob]} ran without crashing before; it crashed once {suspect} "
                          f"became {base.config.get(suspect)}: retry with {suspect}={value}"})
-        c.add_candidate(action, node, config, {"proposer_estimate": estimate})
+        c.add_candidate(action, node, config, {"proposer_estimate": estimate / share})
 
 
 def _combine_near_misses(c: Campaign, node: Node, base: Node) -> None:

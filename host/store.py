@@ -20,8 +20,13 @@ STORE = "campaign.sqlite"
 NODE_JSON = ("change", "config", "score_terms", "priors", "measurement_ids")
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+def _dump(value: Any, ordered: bool = False) -> str:
+    return json.dumps(value, sort_keys=not ordered, default=str)
+
+
+def _dump_field(name: str, value: Any) -> str:
+    # A change keeps its order: its first knob leads (the action's title, layer and KB record are its).
+    return _dump(value, ordered=name == "change")
 
 
 class CampaignStore:
@@ -88,7 +93,7 @@ class CampaignStore:
     # nodes --------------------------------------------------------------
     def add_node(self, **fields: Any) -> Node:
         """Insert a node; JSON fields are serialised here."""
-        row = {k: (_dump(v) if k in NODE_JSON else v) for k, v in fields.items()}
+        row = {k: (_dump_field(k, v) if k in NODE_JSON else v) for k, v in fields.items()}
         row.setdefault("created_at", time.time())
         with self.tx() as c:
             cur = c.execute(f"INSERT INTO nodes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -100,7 +105,7 @@ class CampaignStore:
 
     def update_node(self, node_id: int, **fields: Any) -> Node:
         """Change fields of a node (and log a status change as an event)."""
-        row = {k: (_dump(v) if k in NODE_JSON else v) for k, v in fields.items()}
+        row = {k: (_dump_field(k, v) if k in NODE_JSON else v) for k, v in fields.items()}
         with self.tx() as c:
             c.execute(f"UPDATE nodes SET {', '.join(f'{k} = ?' for k in row)} WHERE id = ?",
                       [*row.values(), node_id])

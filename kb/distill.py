@@ -15,8 +15,13 @@ from .records import outcomes, upsert_entry
 Narrate = Callable[[EntryIn, list[Outcome]], str]
 
 
+def _load(value: str | None) -> object:
+    """A stored value; None is a knob set back to the server's default."""
+    return None if value is None else json.loads(value)
+
+
 def _value(outcome: Outcome) -> object:
-    return None if outcome.value is None else json.loads(outcome.value)
+    return _load(outcome.value)
 
 
 def _change(outcome: Outcome) -> str:
@@ -81,10 +86,10 @@ def _drafts(campaign: str, rows: list[Outcome]) -> list[tuple[EntryIn, list[Outc
         best = max(values, key=lambda v: fmean(o.gain for o in group if o.value == v))
         best_gain = fmean(o.gain for o in group if o.value == best)
         first = group[0]
-        tried = ", ".join(sorted(f"{json.loads(v)}" for v in values))
-        drafts.append((EntryIn(kind="parameter", title=f"best {first.knob} for {_where(first)}: {json.loads(best)}",
-                               body=f"Values tried: {tried}. {json.loads(best)} gave the highest mean gain "
-                                    f"({best_gain:+.1%}).", value=json.loads(best),
+        tried = ", ".join(sorted(f"{_load(v)}" for v in values))
+        drafts.append((EntryIn(kind="parameter", title=f"best {first.knob} for {_where(first)}: {_load(best)}",
+                               body=f"Values tried: {tried}. {_load(best)} gave the highest mean gain "
+                                    f"({best_gain:+.1%}).", value=_load(best),
                                stats={"values": len(values), "n": len(group), "best_gain": best_gain},
                                outcome_ids=[o.id for o in group], source=campaign, **_common(first)), group))
     if rows:

@@ -270,10 +270,16 @@ def test_a_value_that_crashed_only_in_context_is_retried_not_ruled_out(tmp_path:
     assert policy.same_value(spec, {}, {"max_num_seqs": 64}, "max_num_seqs"), "a stated default is the default"
     _retry_in_context(c, crashed, seqs, "cuda_graphs", c.crash_context(crashed, "cuda_graphs"))
     (retry,) = store.nodes("proposed")  # stepping GEMM tuning back would cost more than graphs can win
+    assert retry.parent == crashed.id
     assert retry.change == {"cuda_graphs": True, "max_num_seqs": 128} and retry.proposer == "critic"
     assert retry.priors["proposer_estimate"] == pytest.approx(0.05 - 0.03 / 2), "half the keep it partly undoes"
     # Graphs stay out while 256 sequences and aggressive tuning stay; a new batch size lets them back in.
     assert c.dead_moves(seqs)[policy.config_key({"cuda_graphs": True})] == CRASHED_HERE
+    # A value that lost clearly where it ran is not retried with a partner stepped back.
+    lost = node(root.id, "reverted", {"max_num_seqs": 32}, {"max_num_seqs": 32}, -0.13, "scheduler")
+    crashed32 = node(seqs.id, "crashed", {"max_num_seqs": 32}, {"gemm_tuning": "aggressive", "max_num_seqs": 32})
+    _retry_in_context(c, crashed32, seqs, "max_num_seqs", {"kv_cache_dtype": "fp8"})  # a free step back
+    assert [n.id for n in store.nodes("proposed")] == [retry.id] and lost.gain == -0.13
     attention = node(seqs.id, "kept", {"attention_backend": "flash"},
                      {"gemm_tuning": "aggressive", "max_num_seqs": 256, "attention_backend": "flash"}, 0.1,
                      "attention")

@@ -134,3 +134,11 @@ def test_the_parent_level_lends_its_other_outcomes(db) -> None:
     assert prior.level == "category_hardware" and prior.n == 1
     # parent p_crash = (6 + 2*0.1) / (6 + 2) = 0.775; this level: (0 + 2*0.775) / (1 + 2)
     assert prior.p_crash == pytest.approx(2 * 0.775 / 3)
+
+
+def test_a_knob_set_back_to_its_default_distils(db) -> None:
+    # A retry that steps a knob back to the server's default records value None beside set values.
+    record_outcome(db, outcome(value=16, gain=0.1))
+    record_outcome(db, outcome(result="reverted", value=None, gain=-0.05))
+    best = next(e for e in distill(db, "c1") if e.kind == "parameter")
+    assert best.value == "16" and "Values tried: 16, None" in best.body  # entries keep values as JSON
