@@ -89,6 +89,12 @@ def test_bad_options_are_refused(capsys: pytest.CaptureFixture) -> None:
 
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A suite started in the background (`cmd &` from a script) hands its children SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt: the harness is tested as a terminal would run it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("sig", "second"), [(signal.SIGINT, "grid"), (signal.SIGTERM, "grid"),
                                              (signal.SIGTERM, "arbor")])
 def test_an_interrupted_comparison_stops_its_servers_and_keeps_finished_runs(tmp_path: Path, sig: int,
@@ -97,7 +103,7 @@ def test_an_interrupted_comparison_stops_its_servers_and_keeps_finished_runs(tmp
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests/perf/search_efficiency.py"), "--scenarios", "layered",
                              "--seeds", "1", "--budget", "6", "--strategies", f"random,{second}", "--out",
                              str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+                            stdin=subprocess.DEVNULL, text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 240
         # The interrupt lands while the second strategy has a server up, once random search has finished.
