@@ -84,13 +84,14 @@ class Campaign:
         """
         profile = self.latest_profile(base)
         dead: dict[str, str] = {}
+        ran = self.ran_configs()
         for n in self.store.nodes("crashed"):
             first = next(iter(n.change), None)
             if n.kind != "config" or first is None or set(n.change) - {first} - set(policy.prerequisite(
                     first, n.change[first])):
                 continue
             # A value that crashed only in context stays out while its suspects keep their crash-time values.
-            context = self.crash_context(n, first)
+            context = policy.crash_context(self.spec, n.config, first, ran)
             if context and all(policy.same_value(self.spec, base.config, n.config, k) for k in context):
                 dead[policy.config_key(n.change)] = CRASHED_HERE
         for n in self.store.nodes("reverted"):
@@ -111,10 +112,13 @@ class Campaign:
                 dead[policy.config_key(n.change)] = REGRESSED
         return dead
 
+    def ran_configs(self) -> list[dict[str, Any]]:
+        """Configurations a server started with and served (kept, reverted or invalid, never crashed)."""
+        return [n.config for n in self.store.nodes() if n.status in ("kept", "reverted", "invalid")]
+
     def crash_context(self, node: Node, knob: str) -> dict[str, Any]:
         """The partners a crash of `knob` at `node` may need (see `policy.crash_context`); empty when none."""
-        ran = [n.config for n in self.store.nodes() if n.status in ("kept", "reverted", "invalid")]
-        return policy.crash_context(self.spec, node.config, knob, ran)
+        return policy.crash_context(self.spec, node.config, knob, self.ran_configs())
 
     def broke_accuracy(self, node: Node) -> bool:
         """`node` failed the accuracy gate."""
@@ -374,11 +378,8 @@ class Campaign:
         if not self.worthwhile(candidates) and self.ablation.guarded:
             # Every promising move from here is measured: the Critic gives those not shown to regress another
             # try, in pairs.
-            known = queued(self.store, base.config)
-            for action, estimate in policy.pair_moves(base.config, self.open_moves(base), evaluated, constraints):
-                config = policy.apply(base.config, action.change)
-                if policy.config_key(config) not in known:
-                    self.add_candidate(action, base, config, {"proposer_estimate": estimate})
+            self.queue_new(base, [(a, {"proposer_estimate": e}) for a, e in policy.pair_moves(
+                base.config, self.open_moves(base), evaluated, constraints)])
             candidates = await self.scored(base, evaluated, constraints, dead)
         if not self.worthwhile(candidates) and self.ablation.guarded:
             # Before stopping with budget left: one more look at the moves from here that noise may have
@@ -395,12 +396,9 @@ class Campaign:
             if revived:
                 self.store.event("last_resort", base.id, nodes=revived)
             candidates = await self.scored(base, evaluated, constraints, dead)
-        if not candidates:
+        if not self.worthwhile(candidates):
             return None
-        best = max(candidates, key=lambda n: (n.pinned, n.score or 0.0))
-        if not best.pinned and (best.score or 0.0) < self.spec.search.score_threshold:
-            return None
-        return best
+        return max(candidates, key=lambda n: (n.pinned, n.score or 0.0))
 
     def worthwhile(self, candidates: list[Node]) -> bool:
         """Some candidate is pinned or scores above the threshold."""
@@ -418,12 +416,18 @@ class Campaign:
     def offer_moves(self, base: Node, evaluated: set[str], constraints: list[Constraint],
                     dead: dict[str, str], priors: dict[str, Any] | None = None) -> list[int]:
         """Queue the offline policy's one-knob moves from `base` that are not queued already nor dead; their ids."""
+        return self.queue_new(base, [(a, priors) for a in policy.propose(self.spec, base.config, evaluated,
+                                                                            constraints)
+                                     if policy.config_key(a.change) not in dead])
+
+    def queue_new(self, base: Node, actions: list[tuple[Action, dict[str, Any] | None]]) -> list[int]:
+        """Queue each action from `base` whose configuration no proposed node would run already; their ids."""
         # Proposals made under an earlier baseline apply to the current one now: compare on that.
         known = queued(self.store, base.config)
         added = []
-        for action in policy.propose(self.spec, base.config, evaluated, constraints):
+        for action, priors in actions:
             config = policy.apply(base.config, action.change)
-            if policy.config_key(config) not in known and policy.config_key(action.change) not in dead:
+            if policy.config_key(config) not in known:
                 added.append(self.add_candidate(action, base, config, priors).id)
                 known.add(policy.config_key(config))
         return added

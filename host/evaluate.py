@@ -87,13 +87,20 @@ async def _crashed(c: Campaign, node: Node, failure: dict[str, Any]) -> None:
     await _finish(c, node, "crashed", f"{failure['kind']}: {failure['summary']}")
     if retry:
         # A constrained retry: the same value together with what it needs.
-        action = node.action().model_copy(update={"change": node.change | retry, "proposer": "critic",
-                                                  "title": node.title + "".join(f", {k}={v}" for k, v in retry.items()),
-                                                  "rationale": f"retry with the prerequisite {retry}"})
-        config = policy.apply(base.config, action.change)
-        if policy.config_key(config) not in c.evaluated_keys():
-            c.add_candidate(action, node, config)
+        _queue_retry(c, node, base, retry, f"retry with the prerequisite {retry}")
     await c.restore_known_good()
+
+
+def _queue_retry(c: Campaign, node: Node, base: Node, extra: dict[str, Any], rationale: str,
+                 priors: dict[str, Any] | None = None) -> None:
+    """Queue `node`'s change together with `extra` from `base`, unless measured before or ruled out."""
+    change = node.change | extra
+    config = policy.apply(base.config, change)
+    if policy.config_key(config) in c.evaluated_keys() or policy.violates(c.store.constraints(), config):
+        return
+    action = node.action().model_copy(update={"change": change, "proposer": "critic", "rationale": rationale,
+                                              "title": policy.describe(change, base.config)})
+    c.add_candidate(action, node, config, priors)
 
 
 def _retry_in_context(c: Campaign, node: Node, base: Node, knob: str, context: dict[str, Any]) -> None:
@@ -116,16 +123,11 @@ def _retry_in_context(c: Campaign, node: Node, base: Node, knob: str, context: d
         cost = max(0.0, setter.gain or 0.0) if setter is not None else 0.0
         partial = value != earlier  # stopped at a listed value short of the earlier one
         estimate = worth - (cost / 2 if partial else cost)
-        change = node.change | {suspect: value}
-        config = policy.apply(base.config, change)
-        if estimate <= 0 or policy.config_key(config) in c.evaluated_keys() or \
-                policy.violates(c.store.constraints(), config):
-            continue
-        action = node.action().model_copy(update={
-            "change": change, "proposer": "critic", "title": policy.describe(change, base.config),
-            "rationale": f"{knob}={node.change[knob]} ran without crashing before; it crashed once {suspect} "
-                         f"became {base.config.get(suspect)}: retry with {suspect}={value}"})
-        c.add_candidate(action, node, config, {"proposer_estimate": estimate / share})
+        if estimate > 0:
+            _queue_retry(c, node, base, {suspect: value},
+                         f"{knob}={node.change[knob]} ran without crashing before; it crashed once {suspect} "
+                         f"became {base.config.get(suspect)}: retry with {suspect}={value}",
+                         {"proposer_estimate": estimate / share})
 
 
 def _combine_near_misses(c: Campaign, node: Node, base: Node) -> None:
@@ -258,6 +260,7 @@ async def evaluate(c: Campaign, node: Node) -> None:
     throughputs: list[float] = []
     retests = confirmed_at = 0
     decision: tuple[str, str, Any] | None = None
+    cmp: dict[str, Any] | None = None
     retest_of = node.priors.get("retest_of")
     if retest_of is not None and store.node(int(retest_of)).parent == base.id:
         # A retest pools the first measurement of the same configuration, taken against the same reference.
@@ -313,16 +316,17 @@ async def evaluate(c: Campaign, node: Node) -> None:
             decision = ("revert", f"no gain: {gain:+.1%}, interval {low:+.1%} to {high:+.1%} below "
                                   f"+{spec.search.min_gain:.0%}", cmp)
             break
-    final = await c.svc.compare(base_paths, paths, spec.search.confidence, not guarded) \
-        if decision is None and paths else None
+    if decision is None and paths and len(paths) < spec.search.min_repeats:
+        cmp = await c.svc.compare(base_paths, paths, spec.search.confidence, not guarded)  # too few to compare yet
+    final = cmp if decision is None and paths else None  # out of repeats: the loop compared them all last
     if final and guarded and critic.keep_out_of_repeats(final["ci_low"], final["rel_change"], spec.search.min_gain):
         decision = ("keep", f"{final['rel_change']:+.1%} over the baseline, interval {final['ci_low']:+.1%} to "
                             f"{final['ci_high']:+.1%}: above zero, its estimate clears +{spec.search.min_gain:.0%}",
                     final)
     if decision is None:
-        cmp, gain = final, final["rel_change"] if final else None
+        gain = final["rel_change"] if final else None
         await _reverted(c, node, f"not settled after {len(paths)} repeats ({gain:+.1%})" if gain is not None
-                        else "no valid measurement", gain, cmp and cmp["ci_low"], cmp and cmp["ci_high"])
+                        else "no valid measurement", gain, final and final["ci_low"], final and final["ci_high"])
         return
     kind, why, cmp = decision
     if kind == "revert":

@@ -276,10 +276,10 @@ def test_a_value_that_crashed_only_in_context_is_retried_not_ruled_out(tmp_path:
     # Graphs stay out while 256 sequences and aggressive tuning stay; a new batch size lets them back in.
     assert c.dead_moves(seqs)[policy.config_key({"cuda_graphs": True})] == CRASHED_HERE
     # A value that lost clearly where it ran is not retried with a partner stepped back.
-    lost = node(root.id, "reverted", {"max_num_seqs": 32}, {"max_num_seqs": 32}, -0.13, "scheduler")
+    node(root.id, "reverted", {"max_num_seqs": 32}, {"max_num_seqs": 32}, -0.13, "scheduler")
     crashed32 = node(seqs.id, "crashed", {"max_num_seqs": 32}, {"gemm_tuning": "aggressive", "max_num_seqs": 32})
     _retry_in_context(c, crashed32, seqs, "max_num_seqs", {"kv_cache_dtype": "fp8"})  # a free step back
-    assert [n.id for n in store.nodes("proposed")] == [retry.id] and lost.gain == -0.13
+    assert [n.id for n in store.nodes("proposed")] == [retry.id]
     attention = node(seqs.id, "kept", {"attention_backend": "flash"},
                      {"gemm_tuning": "aggressive", "max_num_seqs": 256, "attention_backend": "flash"}, 0.1,
                      "attention")
