@@ -34,9 +34,20 @@ def export_file(db: sqlite_utils.Database, path: Path) -> int:
     return count
 
 
+def _entry_in(data: dict[str, Any]) -> EntryIn:
+    # An exported entry as the input upsert_entry merges: stored fields only, its value decoded again.
+    value = None if data["value"] is None else json.loads(data["value"])
+    fields = {k: v for k, v in data.items() if k in EntryIn.model_fields and k != "value"}
+    return EntryIn.model_validate(fields | {"value": value})
+
+
 def _parse(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise KBInputError(f"{path}: not a UTF-8 text file") from exc
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -44,11 +55,15 @@ def _parse(path: Path) -> list[tuple[str, dict[str, Any]]]:
             kind = data.pop("type")
             if kind == "outcome":
                 Outcome.model_validate(data)
+                unknown = sorted(set(data) - set(Outcome.model_fields))
+                if unknown:  # the insert would fail on them half way through the file
+                    raise ValueError(f"unknown fields {unknown}")
             elif kind == "entry":
                 Entry.model_validate(data)
+                _entry_in(data)  # what the merge will write must be valid too, not only what was stored
             else:
                 raise ValueError(f"unknown type {kind!r}")
-        except (ValueError, KeyError, AttributeError, ValidationError) as exc:
+        except (ValueError, KeyError, AttributeError, TypeError, ValidationError) as exc:
             raise KBInputError(f"{path}:{number}: not an outcome or entry record: {str(exc)[:300]}") from exc
         records.append((kind, data))
     return records
@@ -66,8 +81,6 @@ def import_file(db: sqlite_utils.Database, path: Path) -> dict[str, int]:
                 added["outcomes" if inserted else "outcomes_skipped"] += 1
                 continue
             exists = db.execute("SELECT 1 FROM entries WHERE key = ?", [data["key"]]).fetchone()
-            value = None if data["value"] is None else json.loads(data["value"])
-            fields = {k: v for k, v in data.items() if k in EntryIn.model_fields and k != "value"}
-            upsert_entry(db, EntryIn.model_validate(fields | {"value": value}))
+            upsert_entry(db, _entry_in(data))
             added["entries_merged" if exists else "entries_added"] += 1
     return added

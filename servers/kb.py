@@ -1,4 +1,4 @@
-"""MCP server `arbor-kb`: query the knowledge base, priors for an action, record outcomes, distill, export."""
+"""MCP server `arbor-kb`: query, list and show entries, action priors, record outcomes, distill, export, import."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from arbor.kb import jsonl, records
 from arbor.kb.db import default_path
 from arbor.kb.distill import distill
-from arbor.kb.models import Change, Entry, Hit, Outcome, OutcomeIn, Prior
+from arbor.kb.errors import KBError, KBInputError
+from arbor.kb.models import NAME, Change, Entry, EntryKind, Hit, Outcome, OutcomeIn, Prior
 from arbor.kb.models import Context as KBContext
 from arbor.kb.priors import priors
 from arbor.kb.retrieve import retrieve
@@ -50,6 +51,23 @@ class ExportInput(BaseModel):
     path: str = Field(description="JSON-lines file to write, inside the runs root")
 
 
+class ImportInput(BaseModel):
+    model_config = Strict
+    path: str = Field(description="JSON-lines file (as written by export) to merge in, inside the runs root")
+
+
+class ListInput(BaseModel):
+    model_config = Strict
+    kind: EntryKind | None = Field(None, description="only entries of this kind")
+    stack: str | None = Field(None, pattern=NAME, description="only entries about this stack (llamacpp, vllm, ...)")
+    limit: int = Field(100, ge=1, le=1000, description="at most this many entries")
+
+
+class EntryInput(BaseModel):
+    model_config = Strict
+    id: str = Field(min_length=1, max_length=100, description="entry id, or a unique prefix of at least 6 characters")
+
+
 class StatsInput(BaseModel):
     model_config = Strict
 
@@ -82,12 +100,23 @@ class Exported(BaseModel):
     records: int
 
 
+class Imported(BaseModel):
+    outcomes: int = Field(description="outcomes added")
+    entries_added: int = Field(description="entries new to this knowledge base")
+    entries_merged: int = Field(description="entries merged into one with the same natural key")
+    outcomes_skipped: int = Field(description="outcomes already present (same id)")
+
+
+class Entries(BaseModel):
+    entries: list[Entry]
+
+
 class Stats(BaseModel):
     stats: dict[str, Any]
 
 
 def create_server(kb_path: Path | None = None, root: Path | None = None) -> MCPServer:
-    """A knowledge-base MCP server over the file at `kb_path`; exports go under `root`."""
+    """A knowledge-base MCP server over the file at `kb_path`; exports and imports stay under `root`."""
     db = open_store(kb_path)
     root = (root or runs_root()).absolute()
     lock = anyio.Lock()  # one connection: serialise its use across concurrent tool calls
@@ -123,8 +152,32 @@ def create_server(kb_path: Path | None = None, root: Path | None = None) -> MCPS
     async def export(args: ExportInput, ctx: Context) -> Exported:
         """Write every outcome and entry as JSON lines."""
         path = contained(root, args.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return Exported(path=str(path), records=await run(jsonl.export_file, db, path))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return Exported(path=str(path), records=await run(jsonl.export_file, db, path))
+        except OSError as exc:
+            raise KBError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    @tool(server, ImportInput)
+    async def import_records(args: ImportInput, ctx: Context) -> Imported:
+        """Merge an export in (outcomes by id, entries by natural key); a bad line anywhere writes nothing."""
+        path = contained(root, args.path)
+        if not path.is_file():
+            raise KBInputError(f"no file {path}")
+        try:
+            return Imported.model_validate(await run(jsonl.import_file, db, path))
+        except OSError as exc:
+            raise KBError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    @tool(server, ListInput)
+    async def list_entries(args: ListInput, ctx: Context) -> Entries:
+        """Entries, most recently updated first, optionally of one kind or stack."""
+        return Entries(entries=await run(lambda: records.entries(db, args.kind, args.stack, args.limit)))
+
+    @tool(server, EntryInput)
+    async def get_entry(args: EntryInput, ctx: Context) -> Entry:
+        """One entry in full, by id or unique id prefix."""
+        return await run(records.get_entry, db, args.id)
 
     @tool(server, RetestInput)
     async def stale_entries(args: RetestInput, ctx: Context) -> RetestList:
@@ -145,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def extra(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--kb", type=Path, default=None, help=f"knowledge base file (default {default_path()})")
-        parser.add_argument("--runs-root", type=Path, default=None, help="where exports may be written")
+        parser.add_argument("--runs-root", type=Path, default=None, help="where exports and imports may be")
 
     args = transport_args("Arbor knowledge-base MCP server", argv, extra)
     serve(create_server(args.kb, args.runs_root), args)

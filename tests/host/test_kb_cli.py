@@ -50,3 +50,20 @@ def test_clear_errors(tmp_path: Path) -> None:
     bogus.write_text("not sqlite" * 200)
     result = kb("stats", path=bogus)
     assert result.exit_code == 1 and "is not a knowledge base" in result.output and "Traceback" not in result.output
+
+
+def test_export_anywhere_and_a_bad_import_changes_nothing(tmp_path: Path, monkeypatch) -> None:
+    path, elsewhere = tmp_path / "kb.sqlite", tmp_path / "elsewhere"
+    record_outcome(open_store(path), outcome(id="mine"))
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # neither file below is under the default runs root (./runs)
+    deep = tmp_path / "out" / "deep" / "kb.jsonl"
+    assert kb("export", str(deep), path=path).exit_code == 0 and deep.is_file()
+    relative = kb("export", "here.jsonl", path=path)
+    assert relative.exit_code == 0 and "to here.jsonl" in relative.stdout and (elsewhere / "here.jsonl").is_file()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(deep.read_text().replace('"mine"', '"other"') + "not json\n")
+    before = kb("stats", path=path).stdout
+    result = kb("import", str(bad), path=path)
+    assert result.exit_code == 1 and result.output.startswith("error: ") and "bad.jsonl:" in result.output
+    assert "Traceback" not in result.output and kb("stats", path=path).stdout == before
