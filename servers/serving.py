@@ -18,10 +18,11 @@ from arbor.tools.serving import metrics as prom
 from arbor.tools.serving import telemetry
 from arbor.tools.serving.demo import DEMO_STACK, find_demo_stack
 from arbor.tools.serving.failures import Failure, read_log_tail
-from arbor.tools.serving.fleet import Fleet
+from arbor.tools.serving.fleet import Fleet, ReapedGroup
 from arbor.tools.serving.knobs import Knob, catalogue
 from arbor.tools.serving.launcher import ServerInfo, probe
-from arbor.tools.serving.stack import STACK_NAME, StackKind, StackSpec, load_stacks
+from arbor.tools.serving.stack import STACK_NAME, LaunchCommand, StackKind, StackSpec, load_stacks
+from arbor.tools.serving.stack import launch_command as launch_command_of
 
 KnobValue = bool | int | float | str | dict[str, Any]
 Strict = ConfigDict(extra="forbid")
@@ -38,6 +39,14 @@ class LaunchInput(BaseModel):
     knobs: dict[str, KnobValue] = Field(default_factory=dict, description="knob name -> value")
     run_dir: str = Field(".", description="folder for logs, inside the runs root")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class LaunchCommandInput(BaseModel):
+    model_config = Strict
+    stack: str = Field(pattern=STACK_NAME.pattern, description="name of a configured stack (see list_stacks)")
+    knobs: dict[str, KnobValue] = Field(default_factory=dict, description="knob name -> value")
+    port: int | None = Field(None, ge=1, le=65535,
+                             description="port in the command; default the stack's configured port, else 8080")
 
 
 class ServerIdInput(BaseModel):
@@ -128,6 +137,10 @@ class MetricsOut(BaseModel):
 
 class ServerList(BaseModel):
     servers: list[ServerInfo]
+    reaped: list[ReapedGroup] = Field(
+        default_factory=list,
+        description="process groups of dead owners (a killed host or server) this server stopped, at its start "
+                    "or before a launch")
 
 
 class DefaultTarget(BaseModel):
@@ -144,6 +157,7 @@ def create_server(root: Path | None = None, stacks: dict[str, StackSpec] | None 
     Callers name a stack and give knob values; binaries, commands and environment come
     only from the operator's configuration, so nothing a model writes reaches a process
     except validated knob values. The built-in demo stack is offered as "demo" once built.
+    Process groups left by a dead owner are reaped on creation and reported by list_servers.
     """
     root = (root or runs_root()).absolute()
     configured = dict(stacks or {})
@@ -193,6 +207,11 @@ def create_server(root: Path | None = None, stacks: dict[str, StackSpec] | None 
             return LaunchOutcome(ok=False, failure=exc.failure)  # type: ignore[arg-type]
         return LaunchOutcome(ok=True, server=info)
 
+    @tool(server, LaunchCommandInput)
+    async def launch_command(args: LaunchCommandInput, ctx: Context) -> LaunchCommand:
+        """The shell command that starts a configured stack with these knob values, credentials masked; runs nothing."""
+        return launch_command_of(resolve_stack(args.stack), dict(args.knobs), args.port)
+
     @tool(server, ServerIdInput)
     async def server_status(args: ServerIdInput, ctx: Context) -> ServerInfo:
         """Current state of a launched server; an exited one comes back failed with its classification."""
@@ -206,13 +225,13 @@ def create_server(root: Path | None = None, stacks: dict[str, StackSpec] | None 
 
     @tool(server, StopInput)
     async def stop_server(args: StopInput, ctx: Context) -> ServerInfo:
-        """Stop the server's whole process group (SIGTERM, then SIGKILL after the grace period)."""
+        """Stop the server's whole process group (SIGTERM, then SIGKILL after grace); `survivors` lists leftovers."""
         return await anyio.to_thread.run_sync(fleet.stop, args.server_id, args.grace_s)
 
     @tool(server, ListInput)
     async def list_servers(args: ListInput, ctx: Context) -> ServerList:
-        """Every server launched by this MCP server, with its state."""
-        return ServerList(servers=await anyio.to_thread.run_sync(fleet.list))
+        """Every server launched by this MCP server, with its state, and the orphaned groups it reaped."""
+        return ServerList(servers=await anyio.to_thread.run_sync(fleet.list), reaped=fleet.reaped)
 
     @tool(server, LogInput)
     async def read_log(args: LogInput, ctx: Context) -> LogTail:

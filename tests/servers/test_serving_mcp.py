@@ -11,6 +11,7 @@ from arbor.servers.serving import create_server
 from arbor.tools.procs import group_members
 from arbor.tools.serving.stack import StackSpec
 from tests.conftest import our_processes
+from tests.support.orphans import kill, orphan_group
 
 pytestmark = pytest.mark.anyio
 
@@ -23,14 +24,17 @@ def serving(root: Path, stack: StackSpec | None = None, **more: StackSpec):
 async def test_tools_are_listed_with_flat_input_schemas(tmp_path: Path) -> None:
     async with Client(serving(tmp_path)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"list_knobs", "list_stacks", "launch_server", "server_status", "probe_server",
-                          "stop_server", "list_servers", "read_log", "scrape_metrics", "read_telemetry",
-                          "default_target"}
+    assert set(tools) == {"list_knobs", "list_stacks", "launch_server", "launch_command", "server_status",
+                          "probe_server", "stop_server", "list_servers", "read_log", "scrape_metrics",
+                          "read_telemetry", "default_target"}
     launch = tools["launch_server"].input_schema
     assert set(launch["properties"]) == {"stack", "knobs", "run_dir", "name"}
     assert launch["required"] == ["stack"] and launch["additionalProperties"] is False
     assert launch["properties"]["stack"]["type"] == "string", "a stack is named, never described by the caller"
     assert tools["launch_server"].output_schema is not None
+    command = tools["launch_command"].input_schema
+    assert set(command["properties"]) == {"stack", "knobs", "port"} and command["additionalProperties"] is False
+    assert all(p.get("description") for p in command["properties"].values())
 
 
 async def test_list_stacks_shows_only_configured_ones(llama_stack: StackSpec, tmp_path: Path) -> None:
@@ -80,7 +84,7 @@ async def test_launch_status_probe_logs_metrics_telemetry_stop(llama_stack: Stac
         listed = (await client.call_tool("list_servers", {})).structured_content["servers"]
         assert [s["id"] for s in listed] == ["s1"]
         stopped = (await client.call_tool("stop_server", {"server_id": "s1"})).structured_content
-        assert stopped["state"] == "stopped"
+        assert stopped["state"] == "stopped" and stopped["survivors"] == []
     assert group_members(info["pid"]) == []
 
 
@@ -118,6 +122,59 @@ async def test_bad_launch_input_is_an_error_and_starts_nothing(llama_stack: Stac
     assert our_processes(llama_stack.binary) == before
     assert server.fleet.list() == []
     assert not (tmp_path / "root").exists() or not any((tmp_path / "root").rglob("*.log"))
+
+
+async def test_list_servers_reports_the_orphans_reaped_at_start(tmp_path: Path) -> None:
+    leader, member = orphan_group(["llama-server", "--api-key=sk-live", "--port", "8080"], tmp_path / "old.log")
+    try:
+        async with Client(serving(tmp_path)) as client:
+            out = (await client.call_tool("list_servers", {})).structured_content
+        assert out["servers"] == []
+        [reaped] = out["reaped"]
+        assert (reaped["pid"], reaped["argv"], reaped["log_path"], reaped["survivors"]) == \
+            (leader, ["llama-server", "--api-key=***", "--port", "8080"], str(tmp_path / "old.log"), [])
+        assert group_members(leader) == []
+    finally:
+        kill(member)
+
+
+def secret_stack() -> StackSpec:
+    return StackSpec(kind="vllm", binary="/opt/vllm env/bin/vllm", model="/models/llama 8b",
+                     base_args=["--api-key", "sk-live"], env={"HF_TOKEN": "hf_secret", "OMP_NUM_THREADS": "8"})
+
+
+async def test_launch_command_masks_credentials(tmp_path: Path) -> None:
+    async with Client(serving(tmp_path, prod=secret_stack())) as client:
+        out = await client.call_tool("launch_command", {"stack": "prod", "knobs": {
+            "max_num_seqs": 64, "attention_backend": "ROCM_AITER_FA"}})
+        assert not out.is_error, out.content
+        port = (await client.call_tool("launch_command", {"stack": "prod", "port": 9000})).structured_content
+    got = out.structured_content
+    assert got["argv"] == ["/opt/vllm env/bin/vllm", "serve", "/models/llama 8b", "--host", "127.0.0.1",
+                           "--port", "8080", "--api-key", "***", "--max-num-seqs", "64"]
+    assert got["env"] == {"HF_TOKEN": "***", "OMP_NUM_THREADS": "8", "VLLM_ATTENTION_BACKEND": "ROCM_AITER_FA"}
+    assert got["command"] == ("HF_TOKEN='***' OMP_NUM_THREADS=8 VLLM_ATTENTION_BACKEND=ROCM_AITER_FA "
+                              "'/opt/vllm env/bin/vllm' serve '/models/llama 8b' --host 127.0.0.1 --port 8080 "
+                              "--api-key '***' --max-num-seqs 64")
+    assert "sk-live" not in str(out.content) and "hf_secret" not in str(out.content)
+    assert port["argv"][port["argv"].index("--port") + 1] == "9000"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"knobs": {"max_num_seqs": 0}}, "must be >= 1"),
+    ({"knobs": {"max_num_seqs": "64; rm -rf /"}}, "takes an integer"),
+    ({"knobs": {"attention_backend": "FAST"}}, "takes one of"),
+    ({"knobs": {"max_num_sequences": 64}}, "unknown knob"),
+    ({"stack": "nope"}, "unknown stack 'nope'"),
+    ({"port": 0}, "port"),
+    ({"shell": True}, "shell"),
+])
+async def test_bad_launch_command_input_is_refused(tmp_path: Path, args: dict, message: str) -> None:
+    server = serving(tmp_path / "root", prod=secret_stack())
+    async with Client(server) as client:
+        out = await client.call_tool("launch_command", {"stack": "prod"} | args)
+    assert out.is_error and message in out.content[0].text
+    assert server.fleet.list() == [] and not (tmp_path / "root").exists(), "nothing started, nothing written"
 
 
 async def test_bad_stack_and_unknown_server(tmp_path: Path) -> None:

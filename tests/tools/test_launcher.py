@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,20 @@ async def test_generic_template_becomes_ready_and_stops(tmp_path: Path) -> None:
     finally:
         launcher.stop(server)
     assert group_members(server.child.pgid) == []
+
+
+async def test_stop_reports_no_survivors_after_a_clean_stop(tmp_path: Path) -> None:
+    # The stub serves while a grandchild sleeps in the same group: stop takes both, and says so.
+    serve = f"sleep 300 & exec {shlex.quote(sys.executable)} {shlex.quote(str(STUB))} --port {{port}}"
+    server = await launcher.launch(generic("/bin/sh", "-c", serve), {}, tmp_path)
+    try:
+        assert len(group_members(server.child.pgid)) == 2
+        assert server.info.survivors == [], "nothing to report before a stop"
+    finally:
+        info = launcher.stop(server, grace=2)
+    assert info.state == "stopped" and info.survivors == []
+    assert group_members(server.child.pgid) == []
+    assert launcher.ServerInfo.model_fields["survivors"].description
 
 
 async def test_silent_process_is_a_hang(tmp_path: Path) -> None:

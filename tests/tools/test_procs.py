@@ -1,4 +1,7 @@
-"""Process groups: stop kills grandchildren too; a SIGKILLed owner's children die; orphans get reaped."""
+"""Process groups: stop kills grandchildren too; a SIGKILLed owner's children die; orphans get reaped.
+
+A new serving Fleet reaps too, and keeps what it reaped for its server to report.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import pytest
 
 from arbor.tools.errors import ProcessError
 from arbor.tools.procs import group_members, reap_orphans, registry_dir, spawn, start_time
+from arbor.tools.serving.fleet import Fleet
+from tests.support.orphans import kill, orphan_group
 
 # A parent that forks a grandchild, both sleeping: stop must take the whole group.
 FAMILY = [sys.executable, "-c", "import subprocess,time; subprocess.Popen(['sleep','300']); time.sleep(300)"]
@@ -116,3 +121,22 @@ def test_malformed_records_are_dropped_not_fatal(content: str) -> None:
     (folder / "bad.json").write_text(content)
     assert reap_orphans() == []
     assert not (folder / "bad.json").exists()
+
+
+def test_a_new_fleet_reaps_a_dead_owners_group_and_keeps_the_record(tmp_path: Path) -> None:
+    mine = spawn(["sleep", "300"])
+    leader, member = orphan_group(["llama-server", "-m", "/m.gguf", "--api-key", "sk-live"], tmp_path / "old.log")
+    try:
+        assert group_members(leader) == [member], "the leader is gone, its group lives on"
+        fleet = Fleet()
+        assert [g.pid for g in fleet.reaped] == [leader]
+        group = fleet.reaped[0]
+        assert group.argv == ["llama-server", "-m", "/m.gguf", "--api-key", "***"], "credentials masked"
+        assert group.log_path == str(tmp_path / "old.log") and group.survivors == []
+        assert group_members(leader) == []
+        assert not (registry_dir() / f"{leader}.json").exists()
+        assert mine.poll() is None, "a live owner's child must be left alone"
+        assert Fleet().reaped == [], "reaped once, not again"
+    finally:
+        mine.stop(grace=1)
+        kill(member)

@@ -1,4 +1,4 @@
-"""The servers one process has launched, by id, and stopping all of them on the way out."""
+"""The servers one process has launched, by id; orphans of a dead owner reaped at start; all stopped on exit."""
 
 from __future__ import annotations
 
@@ -9,21 +9,75 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from ..errors import InputError
+from ..procs import group_members, reap_orphans
 from . import launcher
 from .launcher import Progress, Server, ServerInfo
+from .secrets import redact_argv
 from .stack import StackSpec
 
 log = logging.getLogger(__name__)
 
 
+class ReapedGroup(BaseModel):
+    """A process group left by an owner that is gone (a killed host or server), stopped by this fleet."""
+
+    pid: int = Field(description="pid (and process group id) of the group's leader")
+    argv: list[str] = Field(description="the command it was started with, credentials masked")
+    log_path: str | None = Field(None, description="where its output went")
+    owner_pid: int = Field(description="pid of the process that started it, now gone")
+    created: float | None = Field(None, description="when it was started (Unix time)")
+    survivors: list[int] = Field(default_factory=list,
+                                 description="pids that outlived SIGKILL; its record is kept for the next start")
+
+    @classmethod
+    def from_record(cls, record: dict) -> ReapedGroup:
+        """From a registry record as reap_orphans returns it (pid and owner_pid already checked)."""
+        argv = record.get("argv")
+        created = record.get("created")
+        pid = int(record["pid"])
+        return cls(pid=pid, argv=redact_argv([str(a) for a in argv]) if isinstance(argv, list) else [],
+                   log_path=str(record["log_path"]) if record.get("log_path") else None,
+                   owner_pid=int(record["owner_pid"]),
+                   created=float(created) if isinstance(created, (int, float)) else None,
+                   survivors=group_members(pid))
+
+
 class Fleet:
-    """Launched servers by id; `close()` (also run at interpreter exit) stops them all."""
+    """Launched servers by id; `close()` (also run at interpreter exit) stops them all.
+
+    A new fleet first stops the process groups whose owner is gone (found through the
+    process registry), so a serving server restarted after a crash cleans up after the
+    one that died; `reaped` keeps what it stopped, for the caller to log.
+    """
 
     def __init__(self) -> None:
         self._servers: dict[str, Server] = {}
         self._lock = threading.Lock()
+        self._reaped: list[ReapedGroup] = []
+        self.reap()
         atexit.register(self.close)
+
+    def reap(self) -> list[ReapedGroup]:
+        """Stop process groups whose owner is gone; returns those stopped now (also kept in `reaped`)."""
+        return self._keep(reap_orphans())
+
+    def _keep(self, records: list[dict]) -> list[ReapedGroup]:
+        found = [ReapedGroup.from_record(r) for r in records]
+        for group in found:
+            log.warning("stopped process group %d left by a dead owner: %s (log %s)", group.pid,
+                        " ".join(group.argv), group.log_path)
+        with self._lock:
+            self._reaped.extend(found)
+        return found
+
+    @property
+    def reaped(self) -> list[ReapedGroup]:
+        """Every orphaned group this fleet has stopped, oldest first."""
+        with self._lock:
+            return list(self._reaped)
 
     async def launch(self, spec: StackSpec, knobs: dict[str, Any], logs_dir: Path, name: str | None = None,
                      progress: Progress | None = None) -> ServerInfo:
@@ -34,6 +88,7 @@ class Fleet:
             if existing is not None and not existing.child.stopped:
                 raise InputError(f"a server named {name!r} is running; stop it first")
         server = await asyncio.to_thread(launcher.start, spec, knobs, logs_dir, name)
+        self._keep(server.reaped)  # launcher.start reaps too, once the input is known to be good
         with self._lock:
             self._servers[server.info.id] = server
         try:

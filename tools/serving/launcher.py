@@ -8,15 +8,15 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..errors import InputError, LaunchError, ProcessError
-from ..procs import Child, reap_orphans, spawn
+from ..procs import Child, group_members, reap_orphans, spawn
 from .failures import Failure, classify, match_signatures, read_log_tail
 from .secrets import child_env, redact_argv, redact_env
 from .stack import StackSpec, build_command
@@ -45,6 +45,9 @@ class ServerInfo(BaseModel):
     state: State = "starting"
     exit_code: int | None = None
     failure: Failure | None = None
+    survivors: list[int] = Field(default_factory=list,
+                                 description="live (non-zombie) pids still in the server's process group after "
+                                             "stop; empty after a clean stop, anything else is a leftover process")
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Server:
     info: ServerInfo
     spec: StackSpec
     child: Child
+    reaped: list[dict] = field(default_factory=list)  # registry records of orphans stopped before it started
 
     @property
     def log_path(self) -> Path:
@@ -81,7 +85,7 @@ def start(spec: StackSpec, knob_values: dict[str, Any], logs_dir: Path, name: st
     """Validate, then start the server in its own process group; raises before starting anything on bad input."""
     port = spec.port or free_port(spec.host)
     argv, extra_env = build_command(spec, knob_values, port)
-    reap_orphans()
+    reaped = reap_orphans()
     server_id = name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
     log_path = _fresh_log(logs_dir, server_id)
     env = child_env(dict(os.environ), extra_env)
@@ -96,7 +100,7 @@ def start(spec: StackSpec, knob_values: dict[str, Any], logs_dir: Path, name: st
         knobs=dict(knob_values),
         log_path=str(log_path), started_at=time.time(),
     )
-    return Server(info=info, spec=spec, child=child)
+    return Server(info=info, spec=spec, child=child, reaped=reaped)
 
 
 async def generate_one_token(client: httpx.AsyncClient, base_url: str, model: str) -> str | None:
@@ -264,4 +268,6 @@ def stop(server: Server, grace: float = 10.0) -> ServerInfo:
     elif server.info.state != "failed":
         server.info.state = "stopped"
     server.info.exit_code = code
+    # Read here, beside the processes: a remote caller cannot see this machine's process table.
+    server.info.survivors = group_members(server.child.pgid)
     return server.info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -12,11 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..errors import InputError
 from ..sim.stack import scenario, sim_argv, sim_knobs
 from .knobs import Knob, catalogue, resolve
+from .secrets import redact_argv, redact_env
 
 StackKind = Literal["llamacpp", "vllm", "sglang", "generic", "sim"]
 PLACEHOLDERS = {"model", "host", "port", "served_model_name"}
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_PORT = 8080
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Flags Arbor sets itself: a knob or fixed argument must not move the model, address or metrics.
 RESERVED_FLAGS = {
     "llamacpp": {"-m", "--model", "--host", "--port", "--metrics", "--alias", "-a"},
@@ -106,6 +110,26 @@ def build_command(spec: StackSpec, knob_values: dict[str, Any], port: int) -> tu
     if reserved:
         raise InputError(f"flag(s) {reserved} are set by Arbor itself for {spec.kind} (model, address, metrics)")
     return argv + list(spec.base_args) + knob_args, dict(spec.env) | knob_env
+
+
+class LaunchCommand(BaseModel):
+    """How to start a stack by hand with given knob values; credentials masked."""
+
+    argv: list[str] = Field(description="the argv, secret flag values masked")
+    env: dict[str, str] = Field(description="environment the stack sets (its own entries and env knobs), "
+                                            "secret values masked")
+    command: str = Field(description="one shell line, `K=V ... argv`, shell-quoted")
+
+
+def launch_command(spec: StackSpec, knob_values: dict[str, Any], port: int | None = None) -> LaunchCommand:
+    """The command that starts `spec` with `knob_values`, validated as a launch is; port: the stack's, else 8080."""
+    argv, env = build_command(spec, knob_values, port or spec.port or DEFAULT_PORT)
+    odd = sorted(k for k in env if not _ENV_NAME.match(k))
+    if odd:
+        raise InputError(f"environment name(s) {odd} cannot be written as a shell assignment")
+    argv, env = redact_argv(argv), redact_env(env)
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return LaunchCommand(argv=argv, env=env, command=(prefix + " " if prefix else "") + shlex.join(argv))
 
 
 def _flags(args: list[str]) -> set[str]:
