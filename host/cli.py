@@ -15,16 +15,15 @@ import typer
 from pydantic import ValidationError
 
 from arbor.kb.db import default_path as default_kb_path
-from arbor.tools.errors import ArborError
 from arbor.tools.paths import runs_root
-from arbor.tools.procs import reap_orphans
-from arbor.tools.provision import ensure_default_target
 
-from .agents.team import Ablation
 from .campaign import new_run, report_only, run_campaign
-from .errors import HostError, first_cause
+from .errors import HostError, SpecError, first_cause
 from .kb_cli import app as kb_app
+from .models import Ablation
 from .spec import load_spec
+from .store import StoreReader
+from .target import build_default
 
 T = TypeVar("T")
 app = typer.Typer(help="Arbor: autonomous performance optimization of LLM inference serving.",
@@ -49,8 +48,8 @@ def _fail(message: str, code: int = 1) -> None:
 def setup() -> None:
     """Build or find the demo target: llama-server (cached per source version) and the SmolLM2 model."""
     try:
-        target = ensure_default_target(_say)
-    except ArborError as exc:
+        target = build_default(_say)
+    except HostError as exc:
         _fail(str(exc))
     typer.echo(f"llama-server: {target.server_binary}")
     typer.echo(f"model:        {target.model_path}")
@@ -98,7 +97,7 @@ def _run_session(run_dir: Path) -> None:
         if interrupted(exc):
             _fail(f"interrupted; the server was stopped. Continue with: arbor-host resume {run_dir}", 130)
         cause = first_cause(exc)
-        if not isinstance(cause, (ArborError, HostError)):
+        if not isinstance(cause, HostError):
             raise
         _fail(f"{cause}. The run folder keeps everything: arbor-host resume {run_dir}")
     _summary(report)
@@ -132,17 +131,15 @@ def run(
             if value is not None:
                 data[section][key] = value
         spec = type(spec).model_validate(data)  # every validator runs again on the overridden spec
-    except (ArborError, ValidationError) as exc:
-        _fail(str(exc).splitlines()[0] if isinstance(exc, ArborError) else
-              "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)
-    reaped = reap_orphans()
-    if reaped:
-        _say(f"stopped {len(reaped)} process group(s) left by an earlier run")
+    except SpecError as exc:
+        _fail(str(exc).splitlines()[0], 2)
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)
     root = (runs_dir or runs_root()).absolute()
     try:
         ablation = Ablation(critic=not no_critic, specialists=not no_specialists, single_agent=single_agent)
         run_dir = new_run(spec, root, kb, fresh_kb, _say, ablation)
-    except (ArborError, HostError) as exc:
+    except HostError as exc:
         _fail(str(exc))
     _say(f"run folder: {run_dir}")
     _run_session(run_dir)
@@ -150,10 +147,7 @@ def run(
 
 @app.command()
 def resume(run_dir: Annotated[Path, typer.Argument(help="the run folder of an interrupted campaign")]) -> None:
-    """Continue a campaign after a crash, a kill or a reboot, from its store."""
-    reaped = reap_orphans()
-    if reaped:
-        _say(f"stopped {len(reaped)} process group(s) left by the interrupted host")
+    """Continue a campaign after a crash, a kill or a reboot, from its store (what it left running is stopped)."""
     _run_session(run_dir.absolute())
 
 
@@ -162,7 +156,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> Non
     """Write report.md, report.json and pareto.svg for a run (finished or not)."""
     try:
         data = report_only(run_dir.absolute())
-    except (ArborError, HostError) as exc:
+    except HostError as exc:
         _fail(str(exc))
     _summary(data)
     typer.echo(f"report: {run_dir / 'report.md'}")
@@ -176,7 +170,7 @@ def tui(run_dir: Annotated[Path | None, typer.Argument(help="a run folder; none 
     """Watch and steer a campaign (running in another process, or finished)."""
     from arbor.tui.app import ArborApp
 
-    if run_dir is not None and not (run_dir / "campaign.sqlite").is_file():
+    if run_dir is not None and not StoreReader.exists(run_dir):
         _fail(f"{run_dir} holds no campaign (no campaign.sqlite)", 2)
     ArborApp(run_dir.absolute() if run_dir else None, (runs_dir or runs_root()).absolute(), poll_s).run()
 

@@ -5,23 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 from statistics import fmean, pstdev
-from typing import Any
 
 from pydantic import BaseModel, Field
 
+from arbor.tools.bench.models import BenchResult
+
+from .models import Finding
 from .spec import CampaignSpec
 
 MIN_FREE_BYTES = 1 << 30
-
-
-class Finding(BaseModel):
-    """One thing the Critic noticed."""
-
-    severity: str
-    kind: str
-    message: str
-    evidence: dict[str, Any] = Field(default_factory=dict)
-    needs_human: bool = False
 
 
 class Verdict(BaseModel):
@@ -34,34 +26,34 @@ class Verdict(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
 
 
-def check_result(spec: CampaignSpec, result: dict[str, Any], baseline_fingerprint: dict[str, Any] | None,
+def check_result(spec: CampaignSpec, result: BenchResult, baseline_fingerprint: dict[str, object] | None,
                  path: str) -> Verdict:
     """Integrity of one benchmark result: same workload as the baseline, concurrency reached, lengths as asked."""
     verdict = Verdict()
     evidence = {"result": path}
-    if baseline_fingerprint is not None and result["fingerprint"] != baseline_fingerprint:
-        diff = {k: (baseline_fingerprint.get(k), result["fingerprint"].get(k)) for k in baseline_fingerprint
-                if baseline_fingerprint.get(k) != result["fingerprint"].get(k)}
+    if baseline_fingerprint is not None and result.fingerprint != baseline_fingerprint:
+        diff = {k: (baseline_fingerprint.get(k), result.fingerprint.get(k)) for k in baseline_fingerprint
+                if baseline_fingerprint.get(k) != result.fingerprint.get(k)}
         verdict.findings.append(Finding(severity="warning", kind="fingerprint_mismatch",
                                         message=f"workload differs from the baseline's: {diff}; re-test",
                                         evidence=evidence | {"diff": {k: list(v) for k, v in diff.items()}}))
         verdict.stable, verdict.retest = False, True
     wanted = min(spec.workload.concurrency, spec.workload.num_prompts)
-    if result["max_concurrent_requests"] < wanted:
+    if result.max_concurrent_requests < wanted:
         verdict.findings.append(Finding(severity="warning", kind="concurrency_drift",
-                                        message=f"only {result['max_concurrent_requests']} requests were in flight, "
+                                        message=f"only {result.max_concurrent_requests} requests were in flight, "
                                                 f"{wanted} were asked; re-test", evidence=evidence))
         verdict.stable, verdict.retest = False, True
-    if not result["lengths_ok"]:
+    if not result.lengths_ok:
         verdict.findings.append(Finding(severity="warning", kind="length_drift",
-                                        message=f"lengths drifted: input {result['input_len_check']}, output "
-                                                f"{result['output_len_check']}; re-test", evidence=evidence))
+                                        message=f"lengths drifted: input {result.input_len_check.model_dump()}, output "
+                                                f"{result.output_len_check.model_dump()}; re-test", evidence=evidence))
         verdict.stable, verdict.retest = False, True
-    done = result["completed"] / max(1, result["completed"] + result["failed"])
+    done = result.completed / max(1, result.completed + result.failed)
     if done < spec.gates.min_completion_rate:
         verdict.findings.append(Finding(severity="warning", kind="failed_requests",
-                                        message=f"{result['failed']} request(s) failed ({done:.0%} completed)",
-                                        evidence=evidence | {"errors": result.get("errors", [])[:3]}))
+                                        message=f"{result.failed} request(s) failed ({done:.0%} completed)",
+                                        evidence=evidence | {"errors": result.errors[:3]}))
         verdict.stable = False
     return verdict
 

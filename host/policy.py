@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .models import Action, Constraint
+from .models import Action, Constraint, ProposedBy
 from .spec import CampaignSpec, SearchKnob
 
 
@@ -91,7 +91,7 @@ def describe(change: dict[str, Any], config: dict[str, Any]) -> str:
         f", {k}={v}" for k, v in rest)
 
 
-def _action(knob: SearchKnob, value: Any, current: Any, proposer: str = "offline", rationale: str = "",
+def _action(knob: SearchKnob, value: Any, current: Any, proposer: ProposedBy = ProposedBy.OFFLINE, rationale: str = "",
             extra: dict[str, Any] | None = None) -> Action:
     change = {knob.name: value} | (extra or {})
     return Action(title=describe(change, {} if current is None else {knob.name: current}), category=knob.category,
@@ -136,19 +136,19 @@ def refine_after_regression(spec: CampaignSpec, config: dict[str, Any], action: 
             mid = int(round(mid)) if knob.type == "int" else mid
             if mid not in (value, current):
                 try:
-                    refined.append(_action(knob, knob.validate_value(mid), current, "introspection",
+                    refined.append(_action(knob, knob.validate_value(mid), current, ProposedBy.INTROSPECTION,
                                            f"half step: {name}={value} regressed from {current}"))
                 except ValueError:
                     pass
             opposite = [v for v in knob.values if (v - current) * (value - current) < 0]
             if opposite:
                 nearest = min(opposite, key=lambda v: abs(v - current))
-                refined.append(_action(knob, nearest, current, "introspection",
+                refined.append(_action(knob, nearest, current, ProposedBy.INTROSPECTION,
                                        f"other direction: {name}={value} regressed"))
         needed = {k: v for k, v in prerequisite(name, value).items() if config.get(k) != v
                   and action.change.get(k) != v}
         if needed:
-            refined.append(_action(knob, value, current, "introspection",
+            refined.append(_action(knob, value, current, ProposedBy.INTROSPECTION,
                                    f"{name}={value} needs {needed}", extra=needed))
     out = []
     for candidate in refined:
@@ -180,7 +180,7 @@ def combine_near_misses(spec: CampaignSpec, config: dict[str, Any], misses: list
     lead = parts[0][0]
     gains = ", ".join(f"{a.title} {g:+.1%}" for a, g in parts)
     action = Action(title="together: " + describe(change, config), category=lead.category, layer=lead.layer,
-                    kind="config", change=change, proposer="introspection",
+                    kind="config", change=change, proposer=ProposedBy.INTROSPECTION,
                     rationale=f"each gained too little to settle alone ({gains}); together they may clear the noise")
     return action, sum(g for _, g in parts)
 
@@ -206,7 +206,7 @@ def pair_moves(config: dict[str, Any], moves: list[tuple[Action, float, float]],
                 continue
             estimate = (ga + ha + gb + hb) / 2
             action = Action(title="pair: " + describe(change, config), category=a.category, layer=a.layer,
-                            kind="config", change=change, proposer="introspection",
+                            kind="config", change=change, proposer=ProposedBy.INTROSPECTION,
                             rationale=f"not settled alone ({a.title} {ga:+.1%} up to {ha:+.1%}, {b.title} "
                                       f"{gb:+.1%} up to {hb:+.1%}); together they may clear the noise or interact")
             pairs.append((action, estimate))

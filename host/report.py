@@ -3,47 +3,11 @@
 from __future__ import annotations
 
 import json
-import shlex
-from pathlib import Path
 from typing import Any
 
-from arbor.tools.bench import files
-from arbor.tools.bench.compare import compare
-from arbor.tools.errors import ArborError
-from arbor.tools.serving.stack import build_command
-
-from .agents.ledger import Ledger
-from .models import Node
-from .spec import CampaignSpec
-from .store import CampaignStore
-
-
-def mean_metric(store: CampaignStore, node: Node, key: str) -> float | None:
-    """A node's mean primary metric (from its fresh repeats after a keep, when it has them)."""
-    rows = [m["metrics"][key] for m in store.reference(node.id) if m["metrics"].get(key) is not None]
-    return sum(rows) / len(rows) if rows else None
-
-
-def kept_path(store: CampaignStore, best: Node) -> list[Node]:
-    """The kept nodes from the root to `best`."""
-    path, node = [], best
-    while True:
-        path.append(node)
-        if node.parent is None:
-            break
-        parent = store.node(node.parent)
-        # Refinements hang under a reverted node; the kept path follows kept ancestors only.
-        while parent.status != "kept" and parent.parent is not None:
-            parent = store.node(parent.parent)
-        node = parent
-    return list(reversed(path))
-
-
-def launch_command(spec: CampaignSpec, config: dict[str, Any], binary: str | None, model: str) -> str:
-    """The best configuration as a ready launch command."""
-    argv, env = build_command(spec.stack_spec(binary, model), config, 8080)
-    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    return (prefix + " " if prefix else "") + shlex.join(argv)
+from .models import EVALUATED, Status
+from .store import StoreReader
+from .tree import SearchTree
 
 
 def pareto_svg(series: dict[str, list[tuple[float, float, int]]]) -> str:
@@ -99,68 +63,51 @@ def _tick(value: float, top: float) -> str:
     return f"{value:.0f}" if top >= 10 else f"{value:.2f}"
 
 
-def sweep_series(store: CampaignStore, node: Node) -> list[tuple[float, float, int]]:
-    """A node's last sweep as (throughput, interactivity, concurrency) points."""
-    rows = store.measurements(node.id, "sweep")
-    if not rows:
-        return []
-    points = rows[-1]["metrics"]["points"].items()
-    return [(v["output_throughput"], v["interactivity"] or 0.0, int(k)) for k, v in points]
-
-
-def build_report(store: CampaignStore) -> dict[str, Any]:
+def build_report(store: StoreReader) -> dict[str, Any]:
     """Everything the report says, as data."""
-    spec = CampaignSpec.model_validate(store.meta("spec"))
+    spec = store.meta("spec")
+    tree = SearchTree(store, spec)
     nodes = store.nodes()
-    root = store.node(int(store.meta("root_node"))) if store.meta("root_node") else None
-    best = store.node(int(store.meta("baseline_node"))) if store.meta("baseline_node") else None
-    overall: dict[str, Any] | None = None
-    if root and best and best.id != root.id:
-        try:
-            base = [files.load(Path(m["path"])) for m in store.measurements(root.id, "primary")]
-            cand = [files.load(Path(m["path"])) for m in store.reference(best.id)]
-            overall = compare(base, cand, "output_throughput", spec.search.confidence).model_dump()
-        except ArborError as exc:
-            overall = {"error": str(exc)}
+    root = tree.root()
+    best = tree.best() if store.meta("best_node") is not None else None
+    overall = store.meta("overall_gain")
     summary = {
         "campaign": store.meta("campaign_id"), "spec": spec.name, "state": store.meta("state"),
         "elapsed_s": store.meta("elapsed_s"),
-        "actions": sum(1 for n in nodes if n.kind != "baseline" and n.status in ("kept", "reverted", "crashed",
-                                                                                   "invalid")),
-        "kept": sum(1 for n in nodes if n.kind != "baseline" and n.status == "kept"),
-        "reverted": sum(1 for n in nodes if n.status == "reverted"),
-        "crashed": sum(1 for n in nodes if n.status == "crashed"),
-        "invalid": sum(1 for n in nodes if n.status == "invalid"),
+        "actions": sum(1 for n in nodes if n.kind != "baseline" and n.status in EVALUATED),
+        "kept": sum(1 for n in nodes if n.kind != "baseline" and n.status == Status.KEPT),
+        "reverted": sum(1 for n in nodes if n.status == Status.REVERTED),
+        "crashed": sum(1 for n in nodes if n.status == Status.CRASHED),
+        "invalid": sum(1 for n in nodes if n.status == Status.INVALID),
     }
     primary = {}
     for label, node in (("baseline", root), ("best", best)):
         if node:
             primary[label] = {"node": node.id, "config": node.config,
-                              "output_throughput": mean_metric(store, node, "output_throughput"),
-                              "median_ttft_ms": mean_metric(store, node, "median_ttft_ms"),
-                              "median_tpot_ms": mean_metric(store, node, "median_tpot_ms")}
+                              "output_throughput": tree.mean_metric(node, "output_throughput"),
+                              "median_ttft_ms": tree.mean_metric(node, "median_ttft_ms"),
+                              "median_tpot_ms": tree.mean_metric(node, "median_tpot_ms")}
     return {
-        "summary": summary, "primary": primary, "overall_gain": overall,
+        "summary": summary, "primary": primary,
+        "overall_gain": overall.model_dump() if overall is not None else None,
         "kept_path": [{"node": n.id, "title": n.title, "gain": n.gain, "gain_low": n.gain_low,
-                       "gain_high": n.gain_high} for n in (kept_path(store, best) if best else [])],
+                       "gain_high": n.gain_high} for n in (tree.kept_path(best) if best else [])],
         "reverted": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis, "gain": n.gain}
-                     for n in nodes if n.status == "reverted"],
+                     for n in nodes if n.status == Status.REVERTED],
         "crashed": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis} for n in nodes
-                    if n.status == "crashed"],
+                    if n.status == Status.CRASHED],
         "invalid": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis} for n in nodes
-                    if n.status == "invalid"],
+                    if n.status == Status.INVALID],
         "constraints": [c.model_dump() for c in store.constraints()],
         "alerts": [a.model_dump() for a in store.alerts()],
-        "sweep": {"baseline": sweep_series(store, root) if root else [],
-                  "best": sweep_series(store, best) if best else []},
-        "launch_command": launch_command(spec, best.config, store.meta("binary"), store.meta("model"))
-        if best else None,
-        "agents": {"backend": spec.agent.backend, "ablation": store.meta("ablation"),
-                   "llm_stopped": store.meta("llm_offline"), "by_role": Ledger(store, 0.0).totals(),
-                   "proposed_by": {p: sum(1 for n in nodes if n.proposer == p) for p in sorted({n.proposer
+        "sweep": {"baseline": tree.sweep_series(root) if root else [],
+                  "best": tree.sweep_series(best) if best else []},
+        "launch_command": store.meta("launch_command"),
+        "agents": {"backend": spec.agent.backend, "ablation": store.meta("ablation").model_dump(),
+                   "llm_stopped": store.meta("llm_stopped"), "by_role": store.llm_totals(),
+                   "proposed_by": {p: sum(1 for n in nodes if n.proposer == p) for p in sorted({n.proposer.value
                                                                                                 for n in nodes})}},
     }
-
 
 
 def _pct(value: float | None) -> str:
@@ -183,12 +130,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             row = p[label]
             lines.append(f"| {label} (node {row['node']}) | {_num(row['output_throughput'])} | "
                          f"{_num(row['median_ttft_ms'], '.0f')} | {_num(row['median_tpot_ms'])} |")
-    if g and "rel_change" in g:
+    if g:
         lines += ["", f"Gain of the best configuration over the defaults: **{_pct(g['rel_change'])}** "
                       f"({g['confidence']:.0%} interval {_pct(g['ci_low'])} to {_pct(g['ci_high'])}, "
                       f"{g['n_baseline']} + {g['n_candidate']} repeats)."]
-    elif g:
-        lines += ["", f"Overall gain not computed: {g.get('error')}"]
     lines += ["", "## Across the sweep", "", "![Pareto frontier](pareto.svg)", "",
               "| concurrency | baseline tok/s | best tok/s |", "|---|---|---|"]
     base_pts = {c: x for x, _, c in report["sweep"]["baseline"]}
@@ -219,7 +164,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(store: CampaignStore) -> dict[str, Any]:
+def write_report(store: StoreReader) -> dict[str, Any]:
     """Write report.md, report.json and pareto.svg into the run folder; return the report data."""
     report = build_report(store)
     run_dir = store.run_dir

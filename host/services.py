@@ -6,21 +6,33 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import BaseModel
 
+from arbor.kb.models import Outcome, Prior
 from arbor.servers import bench as bench_server
 from arbor.servers import kb as kb_server
 from arbor.servers import kernels as kernels_server
 from arbor.servers import profiler as profiler_server
 from arbor.servers import serving as serving_server
-from arbor.tools.serving.stack import StackSpec
+from arbor.servers.bench import BenchRun, ParitySaved, SweepRun
+from arbor.servers.kb import Distilled
+from arbor.servers.profiler import SavedLive
+from arbor.servers.serving import LaunchOutcome, ProbeOutcome, ServerList
+from arbor.tools.bench.models import BenchResult, Comparison
+from arbor.tools.bench.parity import ParityReport
+from arbor.tools.profiling.models import ProfileDiff
+from arbor.tools.serving.launcher import ServerInfo
+from arbor.tools.serving.stack import LaunchCommand, StackSpec
 
-from .errors import HostError, first_cause
-from .mcp_calls import call
+from .errors import ServiceError, first_cause
+from .mcp_calls import call_as
+
+M = TypeVar("M", bound=BaseModel)
 
 STACK = "campaign"
 TORCH_PROFILED = {"vllm", "sim"}  # stacks whose time is on the GPU: vLLM's torch profiler, not perf
@@ -97,7 +109,7 @@ class Services:
                 await self.__aexit__(None, None, None)
                 where = self.endpoints.get(name, "in-process")
                 cause = first_cause(exc)
-                raise HostError(f"cannot connect to the {name} MCP server ({where}): {cause}"
+                raise ServiceError(f"cannot connect to the {name} MCP server ({where}): {cause}"
                                 + (" (wrong or missing bearer token?)" if name in self.endpoints else "")) from exc
             setattr(self, f"{name}_client", client)
         return self
@@ -113,89 +125,95 @@ class Services:
             if self._serving_server is not None:
                 self._serving_server.fleet.close()
 
-    async def timed(self, kind: str, client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Call a tool and book its wall time under `kind`."""
+    async def timed(self, kind: str, client: Client, tool: str, args: dict[str, Any], model: type[M]) -> M:
+        """Call a tool, validate its result into `model`, and book its wall time under `kind`."""
         started = time.monotonic()
         try:
-            return await call(client, tool, args)
+            return await call_as(client, tool, args, model)
         finally:
             self.timer.add(kind, time.monotonic() - started)
 
     # serving ------------------------------------------------------------
-    async def launch(self, config: dict[str, Any], name: str) -> dict[str, Any]:
-        """Start the stack with `config`; the outcome has ok, server and failure."""
+    async def launch(self, config: dict[str, Any], name: str) -> LaunchOutcome:
+        """Start the stack with `config`: the server, or the classified failure."""
         return await self.timed("server", self.serving_client, "launch_server",
-                                {"stack": STACK, "knobs": config, "run_dir": self.run_name, "name": name})
+                                {"stack": STACK, "knobs": config, "run_dir": self.run_name, "name": name},
+                                LaunchOutcome)
 
-    async def stop(self, server_id: str) -> dict[str, Any]:
-        """Stop a server's process group."""
-        return await self.timed("server", self.serving_client, "stop_server", {"server_id": server_id, "grace_s": 10})
+    async def stop(self, server_id: str) -> ServerInfo:
+        """Stop a server's process group; what survived is in `survivors`."""
+        return await self.timed("server", self.serving_client, "stop_server", {"server_id": server_id, "grace_s": 10},
+                                ServerInfo)
 
-    async def probe(self, server_id: str) -> dict[str, Any]:
+    async def probe(self, server_id: str) -> ProbeOutcome:
         """Health and one token."""
         return await self.timed("server", self.serving_client, "probe_server",
-                                {"server_id": server_id, "timeout_s": 60})
+                                {"server_id": server_id, "timeout_s": 60}, ProbeOutcome)
 
-    async def status(self, server_id: str) -> dict[str, Any]:
-        """A server's state."""
-        return await call(self.serving_client, "server_status", {"server_id": server_id})
+    async def servers(self) -> ServerList:
+        """The servers launched, and the process groups of dead owners reaped when the serving server started."""
+        return await call_as(self.serving_client, "list_servers", {}, ServerList)
+
+    async def launch_command(self, config: dict[str, Any]) -> LaunchCommand:
+        """`config` as a shell line that starts the stack by hand (credentials masked)."""
+        return await call_as(self.serving_client, "launch_command", {"stack": STACK, "knobs": config}, LaunchCommand)
 
     # bench --------------------------------------------------------------
-    async def bench(self, base_url: str, workload: dict[str, Any], label: str) -> dict[str, Any]:
-        """One benchmark repeat; returns the result and its path."""
-        out = await self.timed("bench", self.bench_client, "run_bench", {"base_url": base_url, "workload": workload,
-                                                                  "repeats": 1, "run_dir": self.run_name,
-                                                                  "label": label})
-        return {"result": out["results"][0], "path": out["paths"][0]}
+    async def bench(self, base_url: str, workload: dict[str, Any], label: str) -> tuple[BenchResult, str]:
+        """One benchmark repeat: the result and the file it was saved to."""
+        out = await self.timed("bench", self.bench_client, "run_bench", {
+            "base_url": base_url, "workload": workload, "repeats": 1, "run_dir": self.run_name, "label": label},
+            BenchRun)
+        return out.results[0], out.paths[0]
 
     async def compare(self, baseline: list[str], candidate: list[str], confidence: float,
-                      allow_flawed: bool = False) -> dict[str, Any]:
+                      allow_flawed: bool = False) -> Comparison:
         """Relative change of output throughput with its interval (`allow_flawed`: nobody checked integrity)."""
-        return await call(self.bench_client, "compare_results", {"baseline": baseline, "candidate": candidate,
-                                                          "metric": "output_throughput", "confidence": confidence,
-                                                          "allow_flawed": allow_flawed})
+        return await call_as(self.bench_client, "compare_results", {
+            "baseline": baseline, "candidate": candidate, "metric": "output_throughput", "confidence": confidence,
+            "allow_flawed": allow_flawed}, Comparison)
 
     async def sweep(self, base_url: str, workload: dict[str, Any], concurrencies: list[int], per: int,
-                    minimum: int, label: str) -> dict[str, Any]:
+                    minimum: int, label: str) -> SweepRun:
         """A concurrency sweep with its Pareto frontier."""
         return await self.timed("bench", self.bench_client, "run_sweep", {
             "base_url": base_url, "workload": workload, "concurrencies": concurrencies,
-            "prompts_per_concurrency": per, "min_prompts": minimum, "run_dir": self.run_name, "label": label})
+            "prompts_per_concurrency": per, "min_prompts": minimum, "run_dir": self.run_name, "label": label},
+            SweepRun)
 
-    async def parity_reference(self, base_url: str, model: str) -> dict[str, Any]:
+    async def parity_reference(self, base_url: str, model: str) -> ParitySaved:
         """Greedy reference outputs of the baseline."""
-        return await self.timed("gate", self.bench_client, "parity_collect", {"base_url": base_url, "model": model,
-                                                                       "run_dir": self.run_name,
-                                                                       "name": "reference"})
+        return await self.timed("gate", self.bench_client, "parity_collect", {
+            "base_url": base_url, "model": model, "run_dir": self.run_name, "name": "reference"}, ParitySaved)
 
-    async def parity_check(self, base_url: str, model: str, reference: str, min_agreement: float) -> dict[str, Any]:
+    async def parity_check(self, base_url: str, model: str, reference: str, min_agreement: float) -> ParityReport:
         """The accuracy gate against the reference."""
-        return await self.timed("gate", self.bench_client, "parity_check", {"base_url": base_url, "model": model,
-                                                                     "reference": reference,
-                                                                     "min_agreement": min_agreement})
+        return await self.timed("gate", self.bench_client, "parity_check", {
+            "base_url": base_url, "model": model, "reference": reference, "min_agreement": min_agreement},
+            ParityReport)
 
     # profiler -----------------------------------------------------------
     async def profile(self, pid: int, base_url: str, workload: dict[str, Any], seconds: float,
-                      name: str) -> dict[str, Any]:
+                      name: str) -> SavedLive:
         """Where the time goes, with load on."""
         method = {"method": "torch", "trace_dir": self.trace_dir} if self.trace_dir else {}
         return await self.timed("profile", self.profiler_client, "profile_server", {
             "pid": pid, "base_url": base_url, "workload": workload, "seconds": seconds, "run_dir": self.run_name,
-            "name": name} | method)
+            "name": name} | method, SavedLive)
 
-    async def diff(self, before: str, after: str) -> dict[str, Any]:
+    async def diff(self, before: str, after: str) -> ProfileDiff:
         """Category shifts between two saved profiles."""
-        return await call(self.profiler_client, "diff_profiles", {"before": before, "after": after})
+        return await call_as(self.profiler_client, "diff_profiles", {"before": before, "after": after}, ProfileDiff)
 
     # kb -----------------------------------------------------------------
-    async def priors(self, context: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    async def priors(self, context: dict[str, Any], change: dict[str, Any]) -> Prior:
         """The knowledge base's prior for a change."""
-        return await call(self.kb_client, "action_priors", {"context": context, "change": change})
+        return await call_as(self.kb_client, "action_priors", {"context": context, "change": change}, Prior)
 
-    async def record(self, outcome: dict[str, Any]) -> dict[str, Any]:
+    async def record(self, outcome: dict[str, Any]) -> Outcome:
         """Record an evaluated action."""
-        return await call(self.kb_client, "record_outcome", outcome)
+        return await call_as(self.kb_client, "record_outcome", outcome, Outcome)
 
-    async def distill(self, campaign: str) -> dict[str, Any]:
+    async def distill(self, campaign: str) -> Distilled:
         """Distil the campaign into entries."""
-        return await call(self.kb_client, "distill_campaign", {"campaign": campaign})
+        return await call_as(self.kb_client, "distill_campaign", {"campaign": campaign}, Distilled)

@@ -12,10 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from arbor.tools.errors import InputError
 from arbor.tools.serving.knobs import Knob
 from arbor.tools.serving.stack import StackKind, StackSpec
 from arbor.tools.sim.stack import scenario, sim_knobs
+
+from .errors import SpecError
 
 Strict = ConfigDict(extra="forbid")
 DEFAULT = "default"  # binary/model value meaning "the built-in demo target"
@@ -231,10 +232,7 @@ class CampaignSpec(BaseModel):
     def _sim_knobs(cls, data: Any) -> Any:
         target = data.get("target") if isinstance(data, dict) else None
         if isinstance(target, dict) and target.get("stack") == "sim" and not data.get("knobs"):
-            try:
-                knobs = sim_knobs(str(target.get("model")))
-            except InputError as exc:
-                raise ValueError(str(exc)) from exc
+            knobs = sim_knobs(str(target.get("model")))  # an unknown scenario raises a ValueError naming it
             domains = {k.name: k.domain() for k in scenario(str(target.get("model"))).knob}
             data = dict(data, knobs=[k.model_dump(exclude_none=True) | {
                 "values": [v for v in domains[k.name] if v != k.default]} for k in knobs.values()])
@@ -272,15 +270,15 @@ def _describe(exc: ValidationError, source: str) -> str:
 
 
 def parse_spec(text: str, source: str) -> CampaignSpec:
-    """Validate a campaign spec from TOML text; InputError naming the key on any problem."""
+    """Validate a campaign spec from TOML text; SpecError naming the key on any problem."""
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not valid TOML: {exc}") from exc
+        raise SpecError(f"{source}: not valid TOML: {exc}") from exc
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        raise InputError(_describe(exc, source)) from exc
+        raise SpecError(_describe(exc, source)) from exc
 
 
 def load_spec(path: Path | None) -> CampaignSpec:
@@ -291,5 +289,5 @@ def load_spec(path: Path | None) -> CampaignSpec:
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise InputError(f"cannot read campaign {path}: {exc.strerror or exc}") from exc
+        raise SpecError(f"cannot read campaign {path}: {exc.strerror or exc}") from exc
     return parse_spec(text, str(path))

@@ -14,13 +14,12 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Label, RichLog, Sparkline, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
-from arbor.host.agents.proposals import validate_injection
 from arbor.host.errors import HostError
-from arbor.tools.errors import ArborError
+from arbor.host.store import NodeRow as Row
 
 from . import render
 from .screens import AnswerScreen, ConfirmScreen, HelpScreen, InjectScreen, RunPicker
-from .source import Delta, Row, RunSource, recent_runs
+from .source import Delta, RunSource, recent_runs
 
 STATUS_CYCLE = ["", "status:proposed", "status:kept", "status:reverted", "status:crashed", "status:running"]
 
@@ -80,6 +79,8 @@ class ArborApp(App[None]):
         self.status_index = 0
         self.escalation: int | None = None
         self.t0: float | None = None
+        self.sent: dict[int, str] = {}  # commands waiting for the engine's answer: id -> what was sent
+        self.answers: list[str] = []  # the engine's answers to this app's commands, oldest first
 
     def main(self, selector: Any, kind: Any = None) -> Any:
         """A widget of the main screen, whatever dialog is on top of it."""
@@ -100,7 +101,7 @@ class ArborApp(App[None]):
                 yield Input(placeholder="status:crashed cat:config words — enter applies, esc clears", id="filter")
             with TabbedContent(id="tabs", initial="node"):
                 with TabPane("Node", id="node"), VerticalScroll():
-                    yield Static("Select a node.", id="detail")
+                    yield Static("Pick a node in the tree.", id="detail")
                 with TabPane("Alerts", id="alerts"):
                     yield DataTable(id="alert-table", cursor_type="row", zebra_stripes=True)
                     yield Static("", id="alert-detail")
@@ -130,7 +131,7 @@ class ArborApp(App[None]):
         self.refresh_all()
         tree = self.main("#tree", Tree)
         tree.focus()
-        best = self.src.store.meta("baseline_node")
+        best = self.src.best_node()
         if best in self.tree_nodes:
             # Start on the current best configuration, once the tree has laid out its lines.
             self.call_after_refresh(tree.move_cursor, self.tree_nodes[best])
@@ -290,6 +291,8 @@ class ArborApp(App[None]):
     def log_events(self, delta: Delta) -> None:
         log = self.main("#log", RichLog)
         for event in delta.events:
+            if event.kind == "command" and event.data.get("id") in self.sent:
+                self.answered(self.sent.pop(event.data["id"]), str(event.data.get("result")))
             if event.kind in ("agent_run",):
                 continue
             self.t0 = self.t0 if self.t0 is not None else event.ts
@@ -325,16 +328,31 @@ class ArborApp(App[None]):
         return self.nodes.get(cursor.data) if cursor is not None and cursor.data is not None else None
 
     def send(self, kind: str, payload: dict[str, Any], what: str) -> None:
+        """Write a command; the engine's answer (applied, or refused with why) is shown when it comes."""
         assert self.src is not None
-        self.src.send(kind, payload)
+        try:
+            command = self.src.send(kind, payload)
+        except HostError as exc:
+            self.notify(f"{what}: {exc}", severity="error")
+            return
+        if command.result is not None:
+            self.answered(what, command.result)
+            self.refresh_alerts()
+            return
+        self.sent[command.id] = what
         running = self.src.status().state == "running"
         self.notify(f"{what}: sent" + ("; the campaign applies it after the current step" if running else
                                        "; the campaign is not running, it applies on resume"))
 
+    def answered(self, what: str, result: str) -> None:
+        """The engine's answer to a command this app sent."""
+        self.answers.append(f"{what}: {result}")
+        self.notify(self.answers[-1], severity="error" if result.startswith("refused") else "information")
+
     def _node_command(self, kind: str, subtree: bool = False) -> None:
         node = self.selected()
         if node is None:
-            self.notify("select a node first", severity="warning")
+            self.notify("pick a node first", severity="warning")
             return
         if node.status != "proposed" and not subtree:
             self.notify(f"#{node.id} is {node.status}: only proposed nodes can be {kind}d" if kind != "pin" else
@@ -377,21 +395,16 @@ class ArborApp(App[None]):
         self.push_screen(InjectScreen(self.src.spec.knobs, self.check_injection), sent)
 
     def check_injection(self, payload: dict[str, Any]) -> str | None:
-        """The same validation as any proposal: the error text, or None."""
+        """The same check the engine runs on any proposal: the error text, or None."""
         assert self.src is not None
-        try:
-            validate_injection(self.src.spec, self.src.store, payload)
-        except (ArborError, ValueError) as exc:
-            return str(exc).splitlines()[0] if not hasattr(exc, "errors") else \
-                "; ".join(e["msg"] for e in exc.errors())  # type: ignore[attr-defined]
-        return None
+        return self.src.check_injection(payload)
 
     def action_ack(self) -> None:
         if self.src is None:
             return
         table = self.main("#alert-table", DataTable)
         if self.main(TabbedContent).active != "alerts" or table.row_count == 0:
-            self.notify("select an alert in the Alerts tab (2) first", severity="warning")
+            self.notify("pick an alert in the Alerts tab (2) first", severity="warning")
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         self.acknowledge(int(key or 0), None)
@@ -408,18 +421,10 @@ class ArborApp(App[None]):
         self.push_screen(AnswerScreen(alert.message), answered)
 
     def acknowledge(self, alert_id: int, answer: str | None) -> None:
-        """A command while the campaign runs; straight into the store when nothing else writes it."""
-        assert self.src is not None
+        """A command: the engine applies it between steps, or at once when no campaign runs."""
         kind = "answer" if answer else "ack"
         payload = {"alert": alert_id} | ({"answer": answer} if answer else {})
-        if self.src.status().state == "running":
-            self.send(kind, payload, f"{kind} alert {alert_id}")
-        else:
-            try:
-                self.src.store.ack_alert(alert_id, answer)
-            except HostError as exc:
-                self.notify(str(exc), severity="error")
-            self.refresh_alerts()
+        self.send(kind, payload, f"{kind} alert {alert_id}")
 
     # view ---------------------------------------------------------------
     def action_tab(self, name: str) -> None:

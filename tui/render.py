@@ -11,8 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from arbor.host.models import Alert, Node
+from arbor.host.store import NodeRow as Row
 
-from .source import Row, RunSource, Status
+from .source import RunSource, Status
 
 STYLE = {"kept": ("✔", "bold green"), "reverted": ("↺", "yellow"), "crashed": ("✖", "bold red"),
          "pruned": ("✂", "dim"), "running": ("▶", "bold cyan"), "proposed": ("○", "white"),
@@ -148,18 +149,18 @@ def detail(src: RunSource, node: Node) -> RenderableType:
         for col in ("id", "kind", "tok/s", "TTFT p50", "TPOT p50", "note"):
             table.add_column(col)
         for m in rows:
-            x = m["metrics"]
-            note = "" if m["valid"] else "set aside"
-            if m["kind"] == "parity":
+            x = m.metrics
+            note = "" if m.valid else "set aside"
+            if m.kind == "parity":
                 note = f"agreement {x.get('agreement_rate', 0):.0%} {'passed' if x.get('passed') else 'FAILED'}"
-            elif m["kind"] == "profile":
+            elif m.kind == "profile":
                 top = sorted(x.get("categories", {}).items(), key=lambda kv: -kv[1])[:3]
                 note = ", ".join(f"{k} {v:.0%}" for k, v in top)
-            elif m["kind"] == "reference":
+            elif m.kind == "reference":
                 note = "fresh repeat after the keep"
-            elif m["kind"] == "sweep":
+            elif m.kind == "sweep":
                 note = " ".join(f"c{k}:{v['output_throughput']:.0f}" for k, v in x.get("points", {}).items())
-            table.add_row(str(m["id"]), m["kind"], _num(x.get("output_throughput")), _num(x.get("median_ttft_ms")),
+            table.add_row(str(m.id), m.kind, _num(x.get("output_throughput")), _num(x.get("median_ttft_ms")),
                           _num(x.get("median_tpot_ms")), note)
         parts.append(table)
     events = src.node_events(node.id)

@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..models import EVALUATED, Node
+from ..models import EVALUATED, Node, Status
+from ..spec import CampaignSpec
+from ..tree import SearchTree
 
-if TYPE_CHECKING:
-    from ..engine import Campaign
 
-
-def hardware(c: Campaign) -> str:
+def hardware(spec: CampaignSpec, context: dict[str, Any]) -> str:
     """The device, cores and memory the target runs on."""
     try:
         with open("/proc/meminfo") as f:
             mem_kib = int(f.readline().split()[1])
     except (OSError, ValueError, IndexError):
         mem_kib = 0
-    return (f"{c.context.get('hardware')}; {os.cpu_count()} cores; {mem_kib / 2**20:.0f} GiB RAM; "
-            f"stack {c.spec.target.stack} {c.context.get('framework_version') or ''}").strip()
+    return (f"{context.get('hardware')}; {os.cpu_count()} cores; {mem_kib / 2**20:.0f} GiB RAM; "
+            f"stack {spec.target.stack} {context.get('framework_version') or ''}").strip()
 
 
-def knobs(c: Campaign) -> str:
+def target(spec: CampaignSpec, context: dict[str, Any]) -> str:
+    """The stack and the model it serves."""
+    return f"{spec.target.stack} serving {context.get('model')}"
+
+
+def knobs(spec: CampaignSpec) -> str:
     """One line per knob: type, domain, values to try, default, category/layer."""
     out = []
-    for k in c.spec.knobs:
+    for k in spec.knobs:
         domain = k.choices if k.type == "choice" else f"[{k.min}, {k.max}]" if k.type in ("int", "float") else k.type
         out.append(f"- {k.name}: {k.type} {domain}; suggested {k.values}; default {k.default}; "
                    f"{k.category}/{k.layer}. {k.description or ''}".rstrip())
-    for t in c.spec.agent.kernel_tasks:
+    for t in spec.agent.kernel_tasks:
         out.append(f"- kernel task {t.name!r} ({t.category}/{t.layer}): {t.description or 'a rewritable kernel'}")
     return "\n".join(out)
 
@@ -43,29 +47,28 @@ def node_line(n: Node) -> str:
             + (f" — {n.diagnosis}" if n.diagnosis else ""))
 
 
-def tree(c: Campaign, limit: int = 40) -> str:
+def tree(t: SearchTree, limit: int = 40) -> str:
     """Evaluated and queued nodes, newest last."""
-    nodes = [n for n in c.store.nodes() if n.status in (*EVALUATED, "proposed", "pruned")]
+    nodes = [n for n in t.nodes() if n.status in (*EVALUATED, Status.PROPOSED, Status.PRUNED)]
     return "\n".join(node_line(n) for n in nodes[-limit:]) or "(only the baseline)"
 
 
-def constraints(c: Campaign) -> str:
+def constraints(t: SearchTree) -> str:
     """The Critic's constraints."""
-    rows = c.store.constraints()
     return "\n".join(f"- {r.knob} {r.op} {r.value!r}" + (f" unless {r.requires}" if r.requires else "")
-                     + f": {r.reason}" for r in rows) or "(none)"
+                     + f": {r.reason}" for r in t.constraints()) or "(none)"
 
 
-def metrics(c: Campaign, node: Node) -> dict[str, Any]:
+def metrics(t: SearchTree, node: Node) -> dict[str, Any]:
     """The node's mean primary metrics."""
-    rows = c.store.measurements(node.id, "primary")
+    rows = t.store.measurements(node.id, "primary")
     if not rows:
         return {}
     keys = ("output_throughput", "median_ttft_ms", "median_tpot_ms")
-    return {k: round(sum(r["metrics"][k] for r in rows) / len(rows), 2) for k in keys}
+    return {k: round(sum(r.metrics[k] for r in rows) / len(rows), 2) for k in keys}
 
 
-def similar(c: Campaign, category: str, limit: int = 10) -> str:
+def similar(t: SearchTree, category: str, limit: int = 10) -> str:
     """Earlier attempts in a category, for a specialist's or the Critic's history."""
-    rows = [n for n in c.store.nodes() if n.category == category and n.status in EVALUATED and n.kind != "baseline"]
+    rows = [n for n in t.actions_done() if n.category == category]
     return "\n".join(node_line(n) for n in rows[-limit:]) or "(none yet)"

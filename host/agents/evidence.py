@@ -6,13 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from arbor.tools.errors import InputError
-
-from ..store import CampaignStore
+from ..errors import ProposalError
+from ..store import StoreReader
 
 ID = re.compile(r"^(log|node|measurement|event|alert):(\d{1,9})$")
-TABLES = {"node": ("nodes", "id"), "measurement": ("measurements", "id"), "event": ("events", "seq"),
-          "alert": ("alerts", "id")}
 
 
 def log_lines(path: str | None) -> list[str]:
@@ -22,25 +19,25 @@ def log_lines(path: str | None) -> list[str]:
     return Path(path).read_text(errors="replace").splitlines()
 
 
-def check(store: CampaignStore, ids: list[str], log_path: str | None = None) -> dict[str, Any]:
-    """The cited evidence resolved (log lines quoted), or InputError naming what does not exist."""
+def check(store: StoreReader, ids: list[str], log_path: str | None = None) -> dict[str, Any]:
+    """The cited evidence resolved (log lines quoted), or ProposalError naming what does not exist."""
     if not ids:
-        raise InputError("cite at least one evidence id (log:LINE, node:ID, measurement:ID, event:SEQ, alert:ID)")
+        raise ProposalError("cite at least one evidence id (log:LINE, node:ID, measurement:ID, event:SEQ, alert:ID)")
     lines = None
     resolved: dict[str, Any] = {"ids": list(ids), "lines": []}
     for raw in ids:
         match = ID.match(raw.strip())
         if match is None:
-            raise InputError(f"{raw!r} is not an evidence id (log:LINE, node:ID, measurement:ID, event:SEQ, alert:ID)")
+            raise ProposalError(f"{raw!r} is not an evidence id (log:LINE, node:ID, measurement:ID, event:SEQ, "
+                                "alert:ID)")
         kind, number = match.group(1), int(match.group(2))
         if kind == "log":
             lines = log_lines(log_path) if lines is None else lines
             if not 1 <= number <= len(lines):
-                raise InputError(f"{raw}: the log has {len(lines)} lines")
+                raise ProposalError(f"{raw}: the log has {len(lines)} lines")
             resolved["lines"].append(f"line {number}: {lines[number - 1][:500]}")
             resolved["log"] = log_path
             continue
-        table, column = TABLES[kind]
-        if store.conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", [number]).fetchone() is None:
-            raise InputError(f"{raw}: no such {kind} in this campaign")
+        if not store.cited(kind, number):
+            raise ProposalError(f"{raw}: no such {kind} in this campaign")
     return resolved

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import tomllib
 from functools import cache
 from importlib import resources
@@ -57,8 +56,8 @@ class Ledger:
                 + usage.cache_write_tokens * price.cache_write + usage.cache_read_tokens * price.cache_read) / 1e6
 
     def spent(self) -> float:
-        row = self.store.conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM llm_calls").fetchone()
-        return float(row[0])
+        """USD spent so far in this campaign."""
+        return self.store.llm_spent()
 
     def check(self) -> None:
         """Raise BudgetExhausted when no more LLM work may start (a budget of 0 means no cap: unpriced models)."""
@@ -68,18 +67,12 @@ class Ledger:
     def record(self, role: str, node: int | None, model: str, usage: Usage, transcript: dict[str, Any]) -> float:
         """Store one call; returns its cost."""
         cost = self.cost(model, usage)
-        with self.store.tx() as c:
-            c.execute("INSERT INTO llm_calls (ts, role, node, model, input_tokens, output_tokens, cache_read_tokens, "
-                      "cache_write_tokens, cost_usd, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      [time.time(), role, node, model, usage.input_tokens, usage.output_tokens,
-                       usage.cache_read_tokens, usage.cache_write_tokens, cost,
-                       redact(json.dumps(transcript, default=str), self.key_env)])
+        tokens = {"input": usage.input_tokens, "output": usage.output_tokens, "cache_read": usage.cache_read_tokens,
+                  "cache_write": usage.cache_write_tokens}
+        self.store.add_llm_call(role, node, model, tokens, cost, redact(json.dumps(transcript, default=str),
+                                                                         self.key_env))
         return cost
 
     def totals(self) -> dict[str, dict[str, float]]:
         """Tokens and cost per role."""
-        rows = self.store.conn.execute(
-            "SELECT role, SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), "
-            "SUM(cost_usd), COUNT(*) FROM llm_calls GROUP BY role").fetchall()
-        return {r[0]: {"input_tokens": r[1], "output_tokens": r[2], "cache_read_tokens": r[3],
-                       "cache_write_tokens": r[4], "cost_usd": r[5], "calls": r[6]} for r in rows}
+        return self.store.llm_totals()

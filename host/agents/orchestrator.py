@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from arbor.tools.errors import InputError
-
 from .. import policy
+from ..errors import ProposalError
+from ..models import ProposedBy
+from ..tree import SearchTree
 from . import briefing
 from .bridge import Bridge, local_tool
 from .prompts import render
-from .proposals import Accepted, ProposedAction, queued, validate
-
-if TYPE_CHECKING:
-    from ..engine import Campaign
-    from .team import Team
+from .proposals import Accepted, ProposedAction, validate
+from .team import Team
 
 
 class ProposeActions(BaseModel):
@@ -27,12 +25,12 @@ class ProposeActions(BaseModel):
     actions: list[ProposedAction] = Field(min_length=1, max_length=6)
 
 
-async def propose(team: Team, c: Campaign, limit: int = 4) -> list[Accepted] | None:
+async def propose(team: Team, tree: SearchTree, limit: int = 4) -> list[Accepted] | None:
     """New actions from the model, each validated; None when the model could not be asked."""
-    base = c.baseline_node()
-    evaluated = c.evaluated_keys()
-    constraints = c.store.constraints()
-    pending = queued(c.store, base.config)
+    base = tree.best()
+    evaluated = tree.evaluated_keys()
+    constraints = tree.constraints()
+    pending = tree.queued_keys(base.config)
     accepted: list[Accepted] = []
     state = {"clean": False}
 
@@ -43,11 +41,12 @@ async def propose(team: Team, c: Campaign, limit: int = 4) -> list[Accepted] | N
                 rejected.append({"index": i, "error": f"at most {limit} actions per turn"})
                 continue
             try:
-                ok = validate(c.spec, base.config, proposal, evaluated, pending, constraints, "orchestrator")
-            except InputError as exc:
+                ok = validate(tree.spec, base.config, proposal, evaluated, pending, constraints,
+                              ProposedBy.ORCHESTRATOR)
+            except ProposalError as exc:
                 rejected.append({"index": i, "error": str(exc)})
-                c.store.event("proposal_rejected", None, role="orchestrator", proposal=proposal.model_dump(),
-                              error=str(exc))
+                team.store.event("proposal_rejected", None, role="orchestrator", proposal=proposal.model_dump(),
+                                 error=str(exc))
                 continue
             accepted.append(ok)
             pending.add(policy.config_key(ok.config))
@@ -60,14 +59,14 @@ async def propose(team: Team, c: Campaign, limit: int = 4) -> list[Accepted] | N
                       "reason).", ProposeActions, handle)
     bridge = Bridge(team.clients, "orchestrator", [tool])
     await bridge.load()
-    system = render("orchestrator", target=f"{c.spec.target.stack} serving {c.context.get('model')}",
-                    hardware=briefing.hardware(c), workload=c.workload(),
-                    throughput_target=c.spec.throughput_target or "none", knobs=briefing.knobs(c))
-    profile = c.latest_profile(base)
+    spec = tree.spec
+    system = render("orchestrator", target=briefing.target(spec, team.context),
+                    hardware=briefing.hardware(spec, team.context), workload=tree.workload(),
+                    throughput_target=spec.throughput_target or "none", knobs=briefing.knobs(spec))
     prompt = render("orchestrator_turn", base_node=base.id, base_config=base.config or "the server's defaults",
-                    base_metrics=briefing.metrics(c, base), profile=profile or "not profiled",
-                    tree=briefing.tree(c), constraints=briefing.constraints(c),
-                    kb=await team.kb_entries(c, "throughput tuning " + c.spec.target.stack))
+                    base_metrics=briefing.metrics(tree, base), profile=tree.latest_profile(base) or "not profiled",
+                    tree=briefing.tree(tree), constraints=briefing.constraints(tree),
+                    kb=await team.kb_entries("throughput tuning " + spec.target.stack))
     run = await team.run("orchestrator", system, prompt, bridge, None, done=lambda: state["clean"])
     if run is None and not accepted:
         return None

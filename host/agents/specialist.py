@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from arbor.servers.kernels import EXAMPLES
-from arbor.tools.errors import InputError
+from arbor.tools.kernels.gate import GateReport
 
-from ..errors import HostError
-from ..mcp_calls import call
+from ..errors import HostError, SpecError
+from ..mcp_calls import call_as
 from ..models import Node
-from ..spec import KernelTask
+from ..spec import CampaignSpec, KernelTask
+from ..tree import SearchTree
 from . import briefing
 from .backend import Role
 from .bridge import Bridge, local_tool
+from .pool import SpecialistResult
 from .prompts import render
+from .team import Team
 from .workspace import ListFiles, ReadFile, Workspace, WriteFile
 
 GATE_TOOLS = ("build_kernel", "test_kernel", "bench_kernel", "gate_kernel")
-
-if TYPE_CHECKING:
-    from ..engine import Campaign
-    from .team import Team
 
 
 class ReportPatch(BaseModel):
@@ -38,19 +34,6 @@ class ReportPatch(BaseModel):
     summary: str = Field(min_length=1, max_length=4000)
 
 
-class SpecialistResult(BaseModel):
-    """What came back from one specialist: the patch, the host's own gate run, and what was refused."""
-
-    reported: bool = False
-    summary: str = ""
-    diff_path: str | None = None
-    diff_lines: int = 0
-    gate: dict[str, Any] | None = None
-    passed: bool = False
-    refused_paths: list[str] = Field(default_factory=list)
-    error: str | None = None
-
-
 def task_folder(task: KernelTask) -> Path:
     """Where a kernel task's sources are."""
     if task.path.startswith("example:"):
@@ -58,24 +41,25 @@ def task_folder(task: KernelTask) -> Path:
     else:
         folder = Path(task.path)
     if not (folder / "task.toml").is_file():
-        raise HostError(f"kernel task {task.name!r}: no task.toml in {folder}")
+        raise SpecError(f"kernel task {task.name!r}: no task.toml in {folder}")
     return folder
 
 
-def kernel_task(c: Campaign, node: Node) -> KernelTask:
+def kernel_task(spec: CampaignSpec, node: Node) -> KernelTask:
     """The kernel task a kernel node targets."""
     names = [k.removeprefix("kernel:") for k in node.change if k.startswith("kernel:")]
-    tasks = {t.name: t for t in c.spec.agent.kernel_tasks}
+    tasks = {t.name: t for t in spec.agent.kernel_tasks}
     if len(names) != 1 or names[0] not in tasks:
         raise HostError(f"node {node.id} names no configured kernel task")
     return tasks[names[0]]
 
 
-async def implement(team: Team, c: Campaign, node: Node, role: Role = "specialist") -> SpecialistResult:
+async def implement(team: Team, tree: SearchTree, node: Node, role: Role = "specialist") -> SpecialistResult:
     """Build the specialist for `node`, let it iterate in its workspace, then gate its result on the host."""
-    task = kernel_task(c, node)
-    workspace = Workspace(task_folder(task), c.run_dir / "workspaces" / f"n{node.id}")
-    relative = f"{c.run_dir.name}/workspaces/n{node.id}"
+    task = kernel_task(tree.spec, node)
+    run_dir = tree.store.run_dir
+    workspace = Workspace(task_folder(task), run_dir / "workspaces" / f"n{node.id}")
+    relative = f"{run_dir.name}/workspaces/n{node.id}"
     state: dict[str, Any] = {"report": None}
 
     def report(args: ReportPatch) -> str:
@@ -93,9 +77,9 @@ async def implement(team: Team, c: Campaign, node: Node, role: Role = "specialis
     mandate = (f"make kernel task {task.name!r} faster ({task.description or task.layer}) without changing its "
                f"results; the node's rationale: {node.rationale}")
     if role == "specialist":
-        prompt = render("specialist", mandate=mandate, hardware=briefing.hardware(c),
-                        kb=await team.kb_entries(c, f"{task.layer} kernel {task.name}"),
-                        history=briefing.similar(c, task.category), constraints=briefing.constraints(c),
+        prompt = render("specialist", mandate=mandate, hardware=briefing.hardware(tree.spec, team.context),
+                        kb=await team.kb_entries(f"{task.layer} kernel {task.name}"),
+                        history=briefing.similar(tree, task.category), constraints=briefing.constraints(tree),
                         files=workspace.list())
     else:
         # --no-specialists: the Orchestrator implements with the same tools but no composed briefing.
@@ -109,7 +93,7 @@ async def implement(team: Team, c: Campaign, node: Node, role: Role = "specialis
     if run is None:
         result.error = "the model could not be asked (budget or backend); see the alerts"
     diff = workspace.diff()
-    patches = c.store.artifacts / "patches"
+    patches = tree.store.artifacts / "patches"
     patches.mkdir(parents=True, exist_ok=True)
     path = patches / f"n{node.id}.diff"
     path.write_text(diff)
@@ -117,34 +101,10 @@ async def implement(team: Team, c: Campaign, node: Node, role: Role = "specialis
     if diff:
         # The host's own gate run is the evidence; what the agent claimed is not.
         try:
-            gate = await call(team.clients["kernels"], "gate_kernel", {"task": relative})
+            gate = await call_as(team.clients["kernels"], "gate_kernel", {"task": relative}, GateReport)
         except HostError as exc:
             result.error = str(exc)
         else:
-            result.gate, result.passed = gate, bool(gate["passed"])
-            (patches / f"n{node.id}.gate.json").write_text(json.dumps(gate, indent=1, default=str))
+            result.gate, result.passed = gate, gate.passed
+            (patches / f"n{node.id}.gate.json").write_text(gate.model_dump_json(indent=1))
     return result
-
-
-class Pool:
-    """Specialists at once: at most `slots` working, device-bound gates waiting for one of `devices`."""
-
-    def __init__(self, slots: int, devices: int, timeout_s: float) -> None:
-        self.slots = asyncio.Semaphore(slots)
-        self.devices = asyncio.Semaphore(max(devices, 1))
-        self.has_devices = devices > 0
-        self.timeout_s = timeout_s
-
-    async def run(self, needs_device: bool, work: Any) -> SpecialistResult:
-        """Run one specialist's coroutine under the pool's limits and timeout."""
-        if needs_device and not self.has_devices:
-            work.close()
-            return SpecialistResult(error="the task needs a GPU and this campaign has none (agent.devices = 0)")
-        # A device-bound specialist waits for its device before taking a slot, so waiting never blocks CPU work.
-        async with self.devices if needs_device else contextlib.nullcontext(), self.slots:
-            try:
-                return await asyncio.wait_for(work, self.timeout_s)
-            except TimeoutError:
-                return SpecialistResult(error=f"the specialist ran out of time ({self.timeout_s:.0f} s)")
-            except InputError as exc:
-                return SpecialistResult(error=str(exc))

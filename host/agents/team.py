@@ -4,46 +4,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from mcp import Client
-from pydantic import BaseModel
 
-from ..errors import HostError
-from ..mcp_calls import call
+from arbor.servers.kb import Hits
+
+from ..errors import HostError, SpecError
+from ..mcp_calls import call_as
+from ..models import Ablation
 from ..spec import Agent
 from ..store import CampaignStore
 from .backend import Backend, BackendError, Role
 from .bridge import Bridge
 from .ledger import BudgetExhausted, Ledger
 from .loop import AgentRun, run_agent
-from .specialist import Pool
-
-if TYPE_CHECKING:
-    from ..engine import Campaign
+from .pool import Pool
 
 DEFAULT_MODELS: dict[str, dict[str, str]] = {
     "anthropic": {"orchestrator": "claude-opus-5-5", "critic": "claude-opus-5-5", "specialist": "claude-sonnet-5-5"},
     "openai": {"orchestrator": "default", "critic": "default", "specialist": "default"},
 }
 MAX_BACKEND_FAILURES = 3
-
-
-class Ablation(BaseModel):
-    """The paper's ablations: which parts of the system are switched off."""
-
-    critic: bool = True
-    specialists: bool = True
-    single_agent: bool = False
-
-    @property
-    def guarded(self) -> bool:
-        """The Critic is at work: not switched off, and not the single-agent loop (which has none)."""
-        return self.critic and not self.single_agent
-
-    def label(self) -> str:
-        off = [n for n, on in (("critic", self.critic), ("specialists", self.specialists)) if not on]
-        return "single agent" if self.single_agent else ("full team" if not off else "no " + ", no ".join(off))
 
 
 def key_env(agent: Agent) -> str:
@@ -54,7 +36,7 @@ def key_env(agent: Agent) -> str:
 def check_agent(agent: Agent) -> None:
     """Refuse a campaign whose backend cannot run here (before anything is created)."""
     if agent.backend == "anthropic" and not os.environ.get(key_env(agent)):
-        raise HostError(f"agent.backend = \"anthropic\" needs the API key in ${key_env(agent)}")
+        raise SpecError(f"agent.backend = \"anthropic\" needs the API key in ${key_env(agent)}")
 
 
 def make_backend(agent: Agent) -> Backend | None:
@@ -75,13 +57,15 @@ class Team:
     """Runs agents for the engine; any failure to reach the model falls back to the offline policy."""
 
     def __init__(self, agent: Agent, budget_usd: float, store: CampaignStore, clients: dict[str, Client],
-                 backend: Backend, ablation: Ablation, say: Callable[[str], None]) -> None:
+                 backend: Backend, ablation: Ablation, say: Callable[[str], None],
+                 context: dict[str, Any] | None = None) -> None:
         self.agent, self.store, self.clients, self.backend, self.ablation, self.say = (
             agent, store, clients, backend, ablation, say)
+        self.context = context or {}  # where the campaign runs, for the knowledge base
         self.ledger = Ledger(store, budget_usd, agent.pricing, key_env(agent))
         self.pool = Pool(agent.specialists, agent.devices, agent.specialist_timeout_s)
         self.failures = 0
-        self.offline_reason: str | None = store.meta("llm_offline")
+        self.offline_reason: str | None = store.meta("llm_stopped")
 
     def model(self, role: Role) -> str:
         return self.agent.models.get(role) or DEFAULT_MODELS[self.agent.backend][role]
@@ -94,7 +78,7 @@ class Team:
         """No more LLM work this campaign: the offline policy and the rule-based Critic carry on."""
         if self.offline_reason is None:
             self.offline_reason = why
-            self.store.set_meta("llm_offline", why)
+            self.store.set_meta("llm_stopped", why)
             self.store.add_alert("warning", "llm_stopped", f"LLM work stopped: {why}; the offline policy and the "
                                  "rule-based Critic carry on", {"spent_usd": round(self.ledger.spent(), 6)})
             self.say(f"  LLM work stopped: {why}")
@@ -123,12 +107,13 @@ class Team:
                              "result": c["result"][:300]} for c in run.calls])
         return run
 
-    async def kb_entries(self, c: Campaign, query: str, limit: int = 5) -> str:
+    async def kb_entries(self, query: str, limit: int = 5) -> str:
         """Knowledge-base entries for a prompt, one line each."""
         try:
-            hits = await call(self.clients["kb"], "query", {"query": query, "context": c.context, "limit": limit})
+            hits = await call_as(self.clients["kb"], "query", {"query": query, "context": self.context,
+                                                               "limit": limit}, Hits)
         except HostError:
             return "(the knowledge base did not answer)"
-        lines = [f"- [{h['entry']['kind']}] {h['entry']['title']}: {h['entry']['body'][:300]}"
-                 + (" (stale: re-test)" if h.get("stale") else "") for h in hits["hits"]]
+        lines = [f"- [{h.entry.kind}] {h.entry.title}: {h.entry.body[:300]}" + (" (stale: re-test)" if h.stale else "")
+                 for h in hits.hits]
         return "\n".join(lines) or "(no matching entries)"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from arbor.tools.errors import InputError
 from arbor.tools.paths import contained
+
+from ..errors import ProposalError
 
 MAX_FILE = 512 * 1024
 
@@ -43,9 +44,9 @@ class Workspace:
         try:
             # resolve() follows symlinks, so a link that points out is caught as well
             return contained(self.root, relative, "workspace")
-        except InputError:
+        except ValueError as exc:
             self.refused.append(relative)
-            raise
+            raise ProposalError(str(exc)) from exc
 
     def list(self, _: ListFiles | None = None) -> list[str]:
         """Files in the workspace."""
@@ -56,14 +57,14 @@ class Workspace:
         """A file's text."""
         path = self._path(args.path)
         if not path.is_file():
-            raise InputError(f"no file {args.path!r} in the workspace")
+            raise ProposalError(f"no file {args.path!r} in the workspace")
         return path.read_text(errors="replace")[:MAX_FILE]
 
     def write(self, args: WriteFile) -> str:
         """Replace a file's text (new files allowed inside the workspace)."""
         path = self._path(args.path)
         if path.is_dir():
-            raise InputError(f"{args.path!r} is a folder")
+            raise ProposalError(f"{args.path!r} is a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(args.content)
         return f"wrote {len(args.content)} characters to {args.path}"

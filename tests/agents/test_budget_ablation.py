@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from arbor.host.agents.team import Ablation
 from arbor.host.campaign import new_run, run_campaign
 from arbor.host.errors import HostError
+from arbor.host.models import Ablation
 from arbor.host.spec import parse_spec
 from arbor.host.store import CampaignStore
 from tests.conftest import STUB
@@ -87,7 +87,7 @@ async def test_no_keep_over_an_instability_mark_and_no_mark_without_evidence(
     (node,) = [n for n in store.nodes() if n.change == {"itl_ms": 2.0}]
     assert node.status == "reverted" and node.diagnosis.startswith("Critic: unstable: the repeats disagree")
     assert node.gain is not None and node.gain_low > 0, "the statistics alone would have kept it"
-    assert store.meta("baseline_node") == store.meta("root_node")
+    assert store.meta("best_node") == store.meta("root_node")
     assert any(a.kind == "unstable" and a.evidence["ids"] for a in store.alerts())
 
 
@@ -129,9 +129,9 @@ async def test_anthropic_needs_a_key_and_a_spend_cap(tmp_path: Path, monkeypatch
     with pytest.raises(HostError, match="ANTHROPIC_API_KEY"):
         new_run(spec, tmp_path / "runs", None, True, lambda _: None)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "nothing was created"
-    from arbor.tools.errors import InputError
+    from arbor.host.errors import SpecError
 
-    with pytest.raises(InputError, match="llm_usd > 0"):
+    with pytest.raises(SpecError, match="llm_usd > 0"):
         parse_spec(spec_text("http://127.0.0.1:9", ["fast"], llm_usd=0.0), "uncapped")
 
 

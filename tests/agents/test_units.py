@@ -13,10 +13,10 @@ from arbor.host.agents.ledger import BudgetExhausted, Ledger, redact
 from arbor.host.agents.openai_backend import to_openai
 from arbor.host.agents.proposals import ProposedAction, validate
 from arbor.host.agents.workspace import ReadFile, Workspace, WriteFile
+from arbor.host.errors import ProposalError
 from arbor.host.models import Constraint
 from arbor.host.spec import parse_spec
 from arbor.host.store import CampaignStore
-from arbor.tools.errors import InputError
 
 SPEC = parse_spec("""
 name = "units"
@@ -54,12 +54,12 @@ def test_workspace_edits_stay_inside(tmp_path: Path) -> None:
     ws.write(WriteFile(path="k.c", content="int k2;\n"))
     ws.write(WriteFile(path="sub/new.c", content="x\n"))
     for bad in ("../secret", "/etc/passwd", "sub/../../secret", "../src/k.c"):
-        with pytest.raises(InputError):
+        with pytest.raises(ProposalError):
             ws.write(WriteFile(path=bad, content="pwned"))
     os.symlink(tmp_path / "secret", ws.root / "link")
-    with pytest.raises(InputError):
+    with pytest.raises(ProposalError):
         ws.write(WriteFile(path="link", content="pwned"))
-    with pytest.raises(InputError):
+    with pytest.raises(ProposalError):
         ws.read(ReadFile(path="link"))
     assert (tmp_path / "secret").read_text() == "do not touch"
     assert (source / "k.c").read_text() == "int k;\n", "the original sources are untouched"
@@ -87,7 +87,7 @@ def _constraint(**kw) -> Constraint:
 def test_invalid_proposals_are_refused_with_the_reason(proposal: dict, error: str) -> None:
     p = ProposedAction(rationale="because", speedup_estimate=0.1, **proposal)
     evaluated = {'{"threads": 4}'}
-    with pytest.raises(InputError, match=error):
+    with pytest.raises(ProposalError, match=error):
         validate(SPEC, {}, p, evaluated, set(), [_constraint()], "orchestrator")
 
 
@@ -105,14 +105,14 @@ def test_valid_proposals_become_actions() -> None:
 def test_evidence_ids_must_exist(tmp_path: Path) -> None:
     store = CampaignStore(tmp_path)
     node = store.add_node(parent=None, depth=0, status="crashed", title="t", category="config", kind="config",
-                          change={}, config={}, proposer="x")
+                          change={}, config={}, proposer="critic")
     log = tmp_path / "server.log"
     log.write_text("start\nV cache quantization requires flash_attn\nexit\n")
     got = evidence.check(store, [f"node:{node.id}", "log:2"], str(log))
     assert got["lines"] == ["line 2: V cache quantization requires flash_attn"]
     for ids, message in ((["log:4"], "3 lines"), (["node:99"], "no such node"), (["because"], "not an evidence"),
                          ([], "at least one")):
-        with pytest.raises(InputError, match=message):
+        with pytest.raises(ProposalError, match=message):
             evidence.check(store, ids, str(log))
 
 
@@ -152,7 +152,7 @@ def test_anthropic_blocks_become_openai_messages() -> None:
 async def test_specialist_pool_limits_devices_and_time() -> None:
     import anyio
 
-    from arbor.host.agents.specialist import Pool, SpecialistResult
+    from arbor.host.agents.pool import Pool, SpecialistResult
 
     running = {"now": 0, "peak": 0, "device_now": 0, "device_peak": 0}
 

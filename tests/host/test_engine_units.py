@@ -8,13 +8,21 @@ from pathlib import Path
 import pytest
 
 from arbor.host import critic, policy
-from arbor.host.models import Action
+from arbor.host.models import Ablation, Action, DeadReason, Decision, FollowUp
+from arbor.host.proposer import Proposer
 from arbor.host.scoring import score, time_share, urgency
-from arbor.host.spec import load_spec
+from arbor.host.spec import load_spec, parse_spec
 from arbor.host.store import CampaignStore
+from arbor.host.tree import SearchTree
 from arbor.kb.models import Prior
+from arbor.tools.bench.models import BenchResult
 
 SPEC = load_spec(None)
+
+
+def bench(result: dict) -> BenchResult:
+    """A benchmark result with just the fields the Critic's checks read."""
+    return BenchResult.model_construct(**result)
 
 
 def constraint(store: CampaignStore, knob: str, op: str, value, requires=None):
@@ -100,10 +108,10 @@ def test_critic_rules() -> None:
     assert not critic.keep_out_of_repeats(None, 0.05, 0.02)
     result = {"fingerprint": {"input_len": 128}, "max_concurrent_requests": 16, "lengths_ok": True, "completed": 32,
               "failed": 0, "input_len_check": {}, "output_len_check": {}}
-    assert critic.check_result(SPEC, result, {"input_len": 128}, "p").stable
-    drifted = critic.check_result(SPEC, result | {"fingerprint": {"input_len": 64}}, {"input_len": 128}, "p")
+    assert critic.check_result(SPEC, bench(result), {"input_len": 128}, "p").stable
+    drifted = critic.check_result(SPEC, bench(result | {"fingerprint": {"input_len": 64}}), {"input_len": 128}, "p")
     assert not drifted.stable and drifted.retest and drifted.findings[0].kind == "fingerprint_mismatch"
-    few = critic.check_result(SPEC, result | {"max_concurrent_requests": 3}, None, "p")
+    few = critic.check_result(SPEC, bench(result | {"max_concurrent_requests": 3}), None, "p")
     assert few.retest and few.findings[0].kind == "concurrency_drift"
     noisy = critic.check_repeats(SPEC, [100.0, 130.0], 0.1, 0.05, False)
     assert noisy.more_repeats and noisy.findings[0].kind == "noisy"
@@ -114,7 +122,7 @@ def test_critic_rules() -> None:
 def test_store_is_append_only_and_resumable(tmp_path: Path) -> None:
     store = CampaignStore(tmp_path)
     node = store.add_node(parent=None, depth=0, status="running", title="t", category="config", kind="config",
-                          change={"a": 1}, config={"a": 1}, proposer="test")
+                          change={"a": 1}, config={"a": 1}, proposer="engine")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store.conn.execute("UPDATE events SET kind = 'x'")
     store.close()
@@ -122,7 +130,7 @@ def test_store_is_append_only_and_resumable(tmp_path: Path) -> None:
     assert again.node(node.id).change == {"a": 1}
     with pytest.raises(sqlite3.IntegrityError):
         again.add_node(parent=None, depth=0, status="dreaming", title="t", category="c", kind="config", change={},
-                       config={}, proposer="test")
+                       config={}, proposer="engine")
 
 
 def test_disk_and_leftover_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,13 +187,9 @@ def test_moves_not_shown_to_regress_are_paired_once_singles_are_spent(tmp_path: 
 
 
 def test_a_move_that_broke_accuracy_waits_for_its_layer_to_change(tmp_path: Path) -> None:
-    from arbor.host.engine import Campaign
-    from arbor.host.spec import parse_spec
-
     spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "moe_decode"\n', "t")
     store = CampaignStore(tmp_path)
-    store.set_meta("campaign_id", "c")
-    c = Campaign(spec, tmp_path, store, None, {}, lambda _: None)  # type: ignore[arg-type]
+    c = SearchTree(store, spec)
 
     def node(parent, status, change, config, layer, gain=None, high=None):
         return store.add_node(parent=parent, depth=1, status=status, title=policy.describe(change, {}),
@@ -228,22 +232,22 @@ def test_a_keep_is_judged_by_its_fresh_repeats_and_old_stores_migrate(tmp_path: 
     conn.commit()
     conn.close()
     store = CampaignStore(tmp_path)
-    assert [m["metrics"] for m in store.reference(1)] == [{"output_throughput": 100}], "primary until remeasured"
+    assert [m.metrics for m in store.reference(1)] == [{"output_throughput": 100}], "primary until remeasured"
     store.add_measurement(1, "reference", {"output_throughput": 90})
     store.add_measurement(1, "reference", {"output_throughput": 92})
-    assert [m["metrics"]["output_throughput"] for m in store.reference(1)] == [90, 92]
-    assert [m["kind"] for m in store.measurements(1)] == ["primary", "reference", "reference"]
+    assert [m.throughput for m in store.reference(1)] == [90, 92]
+    assert [m.kind for m in store.measurements(1)] == ["primary", "reference", "reference"]
 
 
 def test_a_value_that_crashed_only_in_context_is_retried_not_ruled_out(tmp_path: Path) -> None:
-    from arbor.host.engine import CRASHED_HERE, Campaign
-    from arbor.host.evaluate import _retry_in_context
-    from arbor.host.spec import parse_spec
-
     spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "layered"\n', "t")
     store = CampaignStore(tmp_path)
-    store.set_meta("campaign_id", "c")
-    c = Campaign(spec, tmp_path, store, None, {}, lambda _: None)  # type: ignore[arg-type]
+    c = SearchTree(store, spec)
+    proposer = Proposer(c, Ablation())
+
+    def crashed_in_context(node, knob, suspects):
+        return proposer.follow_ups(node, Decision(outcome="crashed", diagnosis="segfault", crashed_knob=knob,
+                                                  follow_up=FollowUp.IN_CONTEXT, suspects=suspects))
 
     def node(parent, status, change, config, gain=None, layer="graph"):
         return store.add_node(parent=parent, depth=1, status=status, title=policy.describe(change, {}),
@@ -256,7 +260,7 @@ def test_a_value_that_crashed_only_in_context_is_retried_not_ruled_out(tmp_path:
     gemm = node(root.id, "kept", {"gemm_tuning": "aggressive"}, {"gemm_tuning": "aggressive"}, 0.5, "gemm")
     seqs = node(gemm.id, "kept", {"max_num_seqs": 256}, {"gemm_tuning": "aggressive", "max_num_seqs": 256}, 0.03,
                 "scheduler")
-    store.set_meta("baseline_node", seqs.id)
+    store.set_meta("best_node", seqs.id)
     crashed = node(seqs.id, "crashed", {"cuda_graphs": True},
                    {"gemm_tuning": "aggressive", "max_num_seqs": 256, "cuda_graphs": True})
     # Graphs ran at the default batch and GEMM tuning: what changed since is to blame, not graphs.
@@ -268,18 +272,19 @@ def test_a_value_that_crashed_only_in_context_is_retried_not_ruled_out(tmp_path:
     assert policy.step_back(spec, "max_num_seqs", 128, None) is None, "the default itself is left out"
     assert policy.step_back(spec, "gemm_tuning", "aggressive", None) is None
     assert policy.same_value(spec, {}, {"max_num_seqs": 64}, "max_num_seqs"), "a stated default is the default"
-    _retry_in_context(c, crashed, seqs, "cuda_graphs", c.crash_context(crashed, "cuda_graphs"))
-    (retry,) = store.nodes("proposed")  # stepping GEMM tuning back would cost more than graphs can win
+    before = store.conn.total_changes
+    # stepping GEMM tuning back would cost more than graphs can win
+    (retry,) = crashed_in_context(crashed, "cuda_graphs", c.crash_context(crashed, "cuda_graphs"))
+    assert store.conn.total_changes == before, "the proposer writes nothing"
     assert retry.parent == crashed.id
-    assert retry.change == {"cuda_graphs": True, "max_num_seqs": 128} and retry.proposer == "critic"
+    assert retry.action.change == {"cuda_graphs": True, "max_num_seqs": 128} and retry.action.proposer == "critic"
     assert retry.priors["proposer_estimate"] == pytest.approx(0.05 - 0.03 / 2), "half the keep it partly undoes"
     # Graphs stay out while 256 sequences and aggressive tuning stay; a new batch size lets them back in.
-    assert c.dead_moves(seqs)[policy.config_key({"cuda_graphs": True})] == CRASHED_HERE
+    assert c.dead_moves(seqs)[policy.config_key({"cuda_graphs": True})] == DeadReason.CRASHED_HERE
     # A value that lost clearly where it ran is not retried with a partner stepped back.
     node(root.id, "reverted", {"max_num_seqs": 32}, {"max_num_seqs": 32}, -0.13, "scheduler")
     crashed32 = node(seqs.id, "crashed", {"max_num_seqs": 32}, {"gemm_tuning": "aggressive", "max_num_seqs": 32})
-    _retry_in_context(c, crashed32, seqs, "max_num_seqs", {"kv_cache_dtype": "fp8"})  # a free step back
-    assert [n.id for n in store.nodes("proposed")] == [retry.id]
+    assert crashed_in_context(crashed32, "max_num_seqs", {"kv_cache_dtype": "fp8"}) == [], "even a free step back"
     attention = node(seqs.id, "kept", {"attention_backend": "flash"},
                      {"gemm_tuning": "aggressive", "max_num_seqs": 256, "attention_backend": "flash"}, 0.1,
                      "attention")
@@ -291,13 +296,9 @@ def test_a_value_that_crashed_only_in_context_is_retried_not_ruled_out(tmp_path:
 
 
 def test_a_move_measured_before_is_judged_by_that_measurement(tmp_path: Path) -> None:
-    from arbor.host.engine import REGRESSED, Campaign
-    from arbor.host.spec import parse_spec
-
     spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "moe_decode"\n', "t")
     store = CampaignStore(tmp_path)
-    store.set_meta("campaign_id", "c")
-    c = Campaign(spec, tmp_path, store, None, {}, lambda _: None)  # type: ignore[arg-type]
+    c = SearchTree(store, spec)
 
     def node(status, change, layer, gain=None, high=None, share=1.0):
         return store.add_node(parent=root.id, depth=1, status=status, title=policy.describe(change, {}),
@@ -308,13 +309,18 @@ def test_a_move_measured_before_is_judged_by_that_measurement(tmp_path: Path) ->
     root = store.add_node(parent=None, depth=0, status="kept", title="baseline", category="config",
                           kind="baseline", change={}, config={}, proposer="engine")
     store.add_measurement(root.id, "profile", {"categories": {"moe": 0.6, "attention": 0.2, "sampling": 0.05}})
-    store.set_meta("baseline_node", root.id)
+    store.set_meta("best_node", root.id)
     node("reverted", {"sampler": "flashinfer"}, "sampling", 0.01, 0.015, 0.05)
     flash = node("reverted", {"attention_backend": "flash"}, "attention", 0.02, 0.05, 0.2)
     # An interval below the keep bar can never be kept alone: not proposed alone again until its target grows.
     dead = c.dead_moves(root)
-    assert dead.get(policy.config_key({"sampler": "flashinfer"})) == REGRESSED
+    assert dead.get(policy.config_key({"sampler": "flashinfer"})) == DeadReason.REGRESSED
     assert policy.config_key({"attention_backend": "flash"}) not in dead, "unsettled, may clear the bar"
+    # A whole-step move targets no category whose share could grow: the average category's share rising
+    # (here from ten sampled categories then to three now) does not bring it back alone.
+    node("reverted", {"max_tokens_per_step": 4}, "decoding", -0.04, -0.01, 0.1)
+    assert time_share("decoding", c.latest_profile(root)) >= 1.5 * 0.1
+    assert c.dead_moves(root).get(policy.config_key({"max_tokens_per_step": 4})) == DeadReason.REGRESSED
     again = node("proposed", {"attention_backend": "flash"}, "attention")
     assert c.measured_speedup(again) == pytest.approx(0.02 / 0.2), "its gain over the share it acted on then"
     assert c.measured_speedup(flash) is None, "a node is no evidence about itself"
@@ -326,19 +332,16 @@ def test_a_move_measured_before_is_judged_by_that_measurement(tmp_path: Path) ->
     ck = store.add_node(parent=aiter.id, depth=2, status="kept", title="c", category="kernel", layer="moe",
                         kind="config", change={"moe_backend": "ck"}, config={"moe_backend": "ck"},
                         proposer="offline", gain=0.1, score_terms={"time_share": 0.4})
-    store.set_meta("baseline_node", ck.id)
+    store.set_meta("best_node", ck.id)
     back = node("proposed", {"moe_backend": "aiter"}, "moe")
     assert c.measured_speedup(back) == pytest.approx(-0.1 / 1.1 / 0.4), "the last keep of the knob, undone"
     assert c.measured_speedup(node("proposed", {"moe_backend": "triton"}, "moe")) is None, "older values: unknown"
 
 
 def test_moves_noise_may_have_sunk_are_retested_once(tmp_path: Path) -> None:
-    from arbor.host.engine import Campaign
-    from arbor.host.spec import parse_spec
-
     spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "moe_decode"\n', "t")
     store = CampaignStore(tmp_path)
-    c = Campaign(spec, tmp_path, store, None, {}, lambda _: None)  # type: ignore[arg-type]
+    c = SearchTree(store, spec)
 
     def node(parent, change, gain, high, priors=None):
         return store.add_node(parent=parent, depth=1, status="reverted", title=policy.describe(change, {}),
@@ -355,3 +358,43 @@ def test_moves_noise_may_have_sunk_are_retested_once(tmp_path: Path) -> None:
     assert [n.id for n in c.retestable(root)] == [sunk.id], "not a regression beyond doubt, not from elsewhere"
     node(root.id, sunk.change, 0.02, 0.04, {"retest_of": sunk.id})
     assert c.retestable(root) == [], "once: neither the move nor its retest again"
+
+
+def test_the_proposer_reads_the_tree_and_writes_nothing(tmp_path: Path) -> None:
+    spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "moe_decode"\n', "t")
+    store = CampaignStore(tmp_path)
+    tree = SearchTree(store, spec)
+    proposer = Proposer(tree, Ablation())
+    root = store.add_node(parent=None, depth=0, status="kept", title="baseline", category="config",
+                          kind="baseline", change={}, config={}, proposer="engine")
+    store.set_meta("best_node", root.id)
+    store.set_meta("root_node", root.id)
+    store.set_meta("evaluated_configs", [policy.config_key({})])
+    unsettled = store.add_node(parent=root.id, depth=1, status="reverted", title="s", category="config",
+                               layer="sampling", kind="config", change={"sampler": "flashinfer"},
+                               config={"sampler": "flashinfer"}, proposer="offline", gain=0.01, gain_high=0.04)
+    store.add_node(parent=root.id, depth=1, status="reverted", title="a", category="config", layer="attention",
+                   kind="config", change={"attention_backend": "flash"}, config={"attention_backend": "flash"},
+                   proposer="offline", gain=0.015, gain_high=0.05)
+    stale = store.add_node(parent=root.id, depth=1, status="proposed", title="again", category="config",
+                           layer="sampling", kind="config", change={"sampler": "flashinfer"}, config={},
+                           proposer="offline")
+    store.set_meta("evaluated_configs", [policy.config_key(c) for c in ({}, {"sampler": "flashinfer"},
+                                                                        {"attention_backend": "flash"})])
+    before = store.conn.total_changes
+    dead = tree.dead_moves(root)
+    moves = proposer.moves(root, dead)
+    pairs = proposer.pairs(root, dead)
+    retests = proposer.retests(root, dead)
+    screen = proposer.screen(root, dead)
+    refined = proposer.follow_ups(unsettled, Decision(outcome="reverted", diagnosis="unsettled", gain=0.01,
+                                                      follow_up=FollowUp.REFINE))
+    assert store.conn.total_changes == before, "nothing written"
+    assert moves and all(m.parent == root.id and m.action.proposer == "offline" for m in moves)
+    assert [c.action.change for c in pairs.candidates] == [{"attention_backend": "flash", "sampler": "flashinfer"}]
+    assert sorted(c.priors["retest_of"] for c in retests.candidates) == sorted(
+        n.id for n in store.nodes("reverted")), "each move not shown to regress, once"
+    assert screen.prune == [(stale.id, "already measured, or ruled out by a constraint")] and not screen.keep
+    assert [c.action.change for c in refined] == [{"attention_backend": "flash", "sampler": "flashinfer"}], \
+        "the unsettled gains together (a choice knob has no half step)"
+    assert all(c.parent == unsettled.id for c in refined)

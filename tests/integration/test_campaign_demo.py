@@ -78,7 +78,7 @@ def test_campaign_keeps_a_real_gain_reverts_a_loss_and_reports(tmp_path: Path, t
     kept, reverted = nodes[(("threads", 2),)], nodes[(("parallel", 1),)]
     assert kept.status == "kept" and kept.gain_low > 0.2, kept
     assert reverted.status == "reverted" and reverted.gain_high < 0, reverted
-    assert store.meta("baseline_node") == kept.id
+    assert store.meta("best_node") == kept.id
     report = json.loads((run_dir / "report.json").read_text())
     gain = report["overall_gain"]
     assert gain["rel_change"] > 0.3 and gain["ci_low"] > 0.2

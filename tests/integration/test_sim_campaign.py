@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from arbor.host.campaign import new_run, run_campaign
+from arbor.host.errors import SpecError
 from arbor.host.spec import parse_spec
 from arbor.host.store import CampaignStore
-from arbor.tools.errors import InputError
 from arbor.tools.sim.model import behaviour, scenarios
 from tests.conftest import our_processes
 
@@ -86,12 +86,12 @@ async def test_engine_runs_on_the_simulated_stack(tmp_path: Path) -> None:
     assert {("gemm_tuning", "eq", "aggressive"), ("early_stop", "eq", True)} <= ruled
     # The baseline profile came from the server's own Chrome trace, with the modelled shares of GPU time.
     (profile,) = store.measurements(store.nodes("kept")[0].id, "profile")
-    shares = profile["metrics"]["categories"]
+    shares = profile.metrics["categories"]
     modelled = behaviour(scenarios()["layered"], {"cuda_graphs": True, "max_num_seqs": 256}).shares()
     gpu = sum(v for k, v in modelled.items() if k != "host_idle")
     for category in ("gemm", "communication", "attention"):
         assert shares[category] == pytest.approx(modelled[category] / gpu, abs=0.01)
-    assert Path(profile["path"]).is_file() and list((run_dir / "traces").glob("*.pt.trace.json.gz"))
+    assert Path(profile.path).is_file() and list((run_dir / "traces").glob("*.pt.trace.json.gz"))
     assert report["summary"]["kept"] >= 1
     assert set(our_processes(sys.executable)) <= before, "no server left running"
 
@@ -103,8 +103,8 @@ def test_a_sim_campaign_needs_only_the_scenario() -> None:
     for knob, sk in zip(spec.knobs, s.knob, strict=True):
         assert knob.default == sk.default and sk.default not in knob.values
         assert set(knob.values) | {sk.default} == set(sk.domain())
-    with pytest.raises(InputError, match="unknown simulated scenario 'nope'"):
+    with pytest.raises(SpecError, match="unknown simulated scenario 'nope'"):
         parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "nope"\n', "t")
-    with pytest.raises(InputError, match="at least one knob"):
+    with pytest.raises(SpecError, match="at least one knob"):
         parse_spec('name = "x"\n[target]\nstack = "generic"\nmodel = "m"\ncommand = ["x"]\n', "t")
 

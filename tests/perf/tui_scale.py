@@ -52,7 +52,7 @@ async def measure(run_dir: Path, updates: int) -> dict[str, float]:
         first_paint = time.perf_counter() - started
         loaded, shown = len(app.nodes), len(app.tree_nodes)
         writer = CampaignStore(run_dir)
-        best = int(writer.meta("baseline_node"))
+        best = int(writer.meta("best_node"))
         times = []
         for _ in range(updates):
             # New proposals land under the current best, which is unfolded: every one is drawn.

@@ -30,7 +30,7 @@ def fixed_campaign(root: Path) -> Path:
     run_dir = root / "20260101-000000-fixed"
     store = CampaignStore(run_dir)
     meta = {"spec": spec.model_dump(mode="json"), "campaign_id": "fixed-0001", "state": "finished",
-            "elapsed_s": 1234.0, "context": {}, "ablation": {}, "evaluated": []}
+            "elapsed_s": 1234.0, "context": {}, "ablation": {}, "evaluated_configs": []}
     for key, value in meta.items():
         store.set_meta(key, value)
     t = 1_700_000_000.0
@@ -63,7 +63,7 @@ def fixed_campaign(root: Path) -> Path:
                   "failed": 0}}, "frontier": []})
     store.conn.execute("UPDATE nodes SET finished_at = created_at + id")
     store.set_meta("root_node", root_node.id)
-    store.set_meta("baseline_node", kept.id)
+    store.set_meta("best_node", kept.id)
     store.add_constraint("fail_start", "eq", True, "oom: CUDA out of memory",
                          {"lines": ["line 3: CUDA out of memory"]}, crashed.id)
     store.add_alert("error", "crash", "fail_start: default -> True crashed the server: CUDA out of memory",

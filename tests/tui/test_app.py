@@ -11,7 +11,7 @@ from rich.console import Console
 from textual.widgets import DataTable, Input, Select, Static, TabbedContent, Tree
 
 from arbor.host.engine import Campaign
-from arbor.host.spec import CampaignSpec
+from arbor.host.services import Services
 from arbor.host.store import CampaignStore
 from arbor.tui.app import ArborApp
 from arbor.tui.screens import InjectScreen, RunPicker
@@ -56,7 +56,7 @@ async def test_tree_detail_alerts_and_charts(run: Path) -> None:
     store = CampaignStore(run)
     nodes = store.nodes()
     alerts = store.alerts()
-    best = store.meta("baseline_node")
+    best = store.meta("best_node")
     store.close()
     app = ArborApp(run, poll_s=0.2)
     async with app.run_test(size=SIZE) as pilot:
@@ -117,7 +117,7 @@ async def test_filters(run: Path) -> None:
 async def test_every_steering_command_reaches_the_store_and_the_host_applies_it(run: Path) -> None:
     store = CampaignStore(run)
     store.set_meta("state", "running")  # as while a campaign runs in another process
-    base = store.node(int(store.meta("baseline_node")))
+    base = store.node(int(store.meta("best_node")))
     cfg = dict(base.config)
     a = store.add_node(parent=base.id, depth=base.depth + 1, status="proposed", title="a", category="config",
                        kind="config", change={"itl_ms": 5.0}, config=cfg | {"itl_ms": 5.0}, proposer="offline")
@@ -167,19 +167,27 @@ async def test_every_steering_command_reaches_the_store_and_the_host_applies_it(
         await pilot.pause()
         await pilot.press(*"restarted the node", "enter")
         await pilot.pause()
+        await on(d.id, "i")                    # pin: d still shows proposed, but its veto is applied first
         await pilot.press("S", "y")            # stop
         await pilot.pause()
 
-    store = CampaignStore(run)
-    sent = [(cmd["kind"], cmd["payload"]) for cmd in store.pending_commands()]
-    assert sent == [("pause", {}), ("pin", {"node": a.id}), ("veto", {"node": d.id}),
-                    ("prune", {"node": b.id, "subtree": True}),
-                    ("inject", {"change": {"itl_ms": 3}, "rationale": "a middle step"}),
-                    ("answer", {"alert": escalation, "answer": "restarted the node"}), ("stop", {})]
-    # The host applies them between steps, and logs each.
-    spec = CampaignSpec.model_validate(store.meta("spec"))
-    Campaign(spec, run, store, None, store.meta("context"), lambda _: None).apply_commands()  # type: ignore[arg-type]
-    assert store.pending_commands() == []
+        store = CampaignStore(run)
+        sent = [(cmd.kind, cmd.payload) for cmd in store.commands(pending=True)]
+        assert sent == [("pause", {}), ("pin", {"node": a.id}), ("veto", {"node": d.id}),
+                        ("prune", {"node": b.id, "subtree": True}),
+                        ("inject", {"change": {"itl_ms": 3}, "rationale": "a middle step"}),
+                        ("answer", {"alert": escalation, "answer": "restarted the node"}), ("pin", {"node": d.id}),
+                        ("stop", {})]
+        # The host applies them between steps, logs each, and the TUI shows each answer, a refusal included.
+        spec = store.meta("spec")
+        async with Services(run.parent, run.name, spec.stack_spec(store.meta("binary"), store.meta("model")),
+                            Path(store.meta("kb_path"))) as svc:
+            Campaign(spec, run, store, svc, lambda _: None).apply_commands()
+        await pilot.pause(0.5)
+        assert app.sent == {}, "every answer came back"
+        assert f"pin #{d.id}: refused: node {d.id} is pruned, only proposed nodes can be pinned" in app.answers
+        assert sum(answer.endswith(": applied") for answer in app.answers) == 7
+    assert store.commands(pending=True) == []
     assert store.meta("paused") and store.meta("stop_requested")
     assert store.node(a.id).pinned and store.node(d.id).status == "pruned"
     assert store.node(b.id).status == store.node(c.id).status == "pruned"
@@ -187,7 +195,7 @@ async def test_every_steering_command_reaches_the_store_and_the_host_applies_it(
     assert injected.change == {"itl_ms": 3.0} and injected.pinned and injected.status == "proposed"
     (answered,) = [x for x in store.alerts() if x.id == escalation]
     assert answered.answer == "restarted the node" and answered.acked_at
-    assert len([e for e in store.events() if e.kind == "command"]) == 7
+    assert len([e for e in store.events() if e.kind == "command"]) == 8
 
 
 async def test_new_nodes_appear_while_watching(run: Path) -> None:
@@ -196,7 +204,7 @@ async def test_new_nodes_appear_while_watching(run: Path) -> None:
         await pilot.pause()
         before = len(tree_ids(app))
         writer = CampaignStore(run)
-        base = int(writer.meta("baseline_node"))
+        base = int(writer.meta("best_node"))
         for i in range(5):
             writer.add_node(parent=base, depth=2, status="proposed", title=f"new {i}", category="config",
                             kind="config", change={"itl_ms": 10.0 + i}, config={"itl_ms": 10.0 + i},

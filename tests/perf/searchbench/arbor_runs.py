@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from arbor.host.agents.team import Ablation
 from arbor.host.campaign import new_run, run_campaign
-from arbor.host.models import EVALUATED
+from arbor.host.models import EVALUATED, Ablation
 from arbor.host.spec import CampaignSpec
-from arbor.host.store import CampaignStore
+from arbor.host.store import StoreReader
 
 from .trajectory import Evaluation, Trajectory
 
@@ -28,7 +27,7 @@ async def engine_run(spec: CampaignSpec, runs_root: Path, trajectory: Trajectory
 
 def read_trajectory(run_dir: Path, trajectory: Trajectory) -> None:
     """Every evaluated node in the order it ran, with the kept configuration after it."""
-    store = CampaignStore(run_dir)
+    store = StoreReader.open(run_dir)
     try:
         nodes = sorted((n for n in store.nodes() if n.status in EVALUATED and n.started_at is not None),
                        key=lambda n: (n.started_at, n.id))
@@ -36,8 +35,8 @@ def read_trajectory(run_dir: Path, trajectory: Trajectory) -> None:
         for n in nodes:
             rows = store.measurements(n.id, "primary")
             trajectory.bench_repeats += len(store.measurements(n.id, "primary", valid_only=False))
-            values = [r["metrics"]["output_throughput"] for r in rows]
-            inaccurate = any(not r["metrics"]["passed"] for r in store.measurements(n.id, "parity"))
+            values = [r.throughput for r in rows]
+            inaccurate = any(not r.metrics["passed"] for r in store.measurements(n.id, "parity"))
             if n.status == "kept":
                 incumbent = dict(n.config)
             outcome = "inaccurate" if inaccurate else OUTCOMES.get(n.status, "ok")

@@ -34,27 +34,26 @@ async def remeasure(ev: Evaluator, config: dict[str, Any]) -> float:
     try:
         for label, cfg in (("base", {}), ("final", config)):
             outcome = await ev.svc.launch(cfg, f"remeasure-{label}")
-            if not outcome["ok"]:
+            if not outcome.ok or outcome.server is None:
                 return 0.0
-            servers[label] = outcome["server"]
+            servers[label] = outcome.server
         if ev.reference is None:
-            ev.reference = (await ev.svc.parity_reference(servers["base"]["base_url"], ev.model))["path"]
-        check = await ev.svc.parity_check(servers["final"]["base_url"], ev.model, ev.reference,
+            ev.reference = (await ev.svc.parity_reference(servers["base"].base_url, ev.model)).path
+        check = await ev.svc.parity_check(servers["final"].base_url, ev.model, ev.reference,
                                           ev.spec.gates.min_agreement)
-        if not check["passed"]:
+        if not check.passed:
             return 0.0
         rates: dict[str, list[float]] = {"base": [], "final": []}
         for i in range(REPEATS):
             for label in ("base", "final"):
-                out = await ev.svc.bench(servers[label]["base_url"], ev.workload(), f"remeasure-{label}-{i}")
-                result = out["result"]
-                if label == "final" and (not result["lengths_ok"] or result["failed"]):
+                result, _ = await ev.svc.bench(servers[label].base_url, ev.workload(), f"remeasure-{label}-{i}")
+                if label == "final" and (not result.lengths_ok or result.failed):
                     return 0.0
-                rates[label].append(result["output_throughput"])
+                rates[label].append(result.output_throughput)
         return median(rates["final"]) / median(rates["base"]) - 1.0
     finally:
         for server in servers.values():
-            await ev.svc.stop(server["id"])
+            await ev.svc.stop(server.id)
 
 
 async def demo_compare(seeds: list[int], wall_s: float, strategies: list[str], out: Path, say: bool,

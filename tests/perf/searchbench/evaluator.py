@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arbor.host.campaign import resolve_target
 from arbor.host.services import Services
 from arbor.host.spec import CampaignSpec
+from arbor.host.target import resolve
 
 from .space import changes
 from .trajectory import Evaluation, Trajectory
@@ -27,7 +27,7 @@ class Evaluator:
                  wall_s: float | None = None) -> None:
         self.spec, self.trajectory = spec, trajectory
         (runs_root / name).mkdir(parents=True, exist_ok=True)
-        binary, model = resolve_target(spec, lambda _: None)
+        binary, model = resolve(spec, lambda _: None)
         self.model = spec.target.served_model_name or model
         self.svc = Services(runs_root, name, spec.stack_spec(binary, model), runs_root / name / "kb.sqlite")
         self.deadline = None if wall_s is None else time.monotonic() + wall_s
@@ -60,27 +60,26 @@ class Evaluator:
         started = time.monotonic()
         self.count += 1
         outcome = await self.svc.launch(config, f"e{self.count}")
-        if not outcome["ok"]:
+        if not outcome.ok or outcome.server is None:
             evaluation = Evaluation(config=config, outcome="crashed")
         else:
-            server = outcome["server"]
+            server = outcome.server
             try:
-                url = server["base_url"]
+                url = server.base_url
                 if self.reference is None:
-                    self.reference = (await self.svc.parity_reference(url, self.model))["path"]
+                    self.reference = (await self.svc.parity_reference(url, self.model)).path
                 check = await self.svc.parity_check(url, self.model, self.reference,
                                                     self.spec.gates.min_agreement)
-                if not check["passed"]:
+                if not check.passed:
                     evaluation = Evaluation(config=config, outcome="inaccurate")
                 else:
-                    out = await self.svc.bench(url, self.workload(), f"e{self.count}")
+                    result, _ = await self.svc.bench(url, self.workload(), f"e{self.count}")
                     self.trajectory.bench_repeats += 1
-                    result = out["result"]
-                    ok = result["failed"] == 0
+                    ok = result.failed == 0
                     evaluation = Evaluation(config=config, outcome="ok" if ok else "invalid",
-                                            measured=result["output_throughput"] if ok else None)
+                                            measured=result.output_throughput if ok else None)
             finally:
-                await self.svc.stop(server["id"])
+                await self.svc.stop(server.id)
         self.seen[_key(config)] = evaluation
         self.trajectory.wall_s += time.monotonic() - started
         return evaluation
