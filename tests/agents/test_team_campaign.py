@@ -16,6 +16,8 @@ import pytest
 from arbor.host.campaign import new_run, run_campaign
 from arbor.host.spec import parse_spec
 from arbor.host.store import CampaignStore
+from arbor.kb.records import outcomes
+from arbor.kb.store import open_store
 from arbor.servers.kernels import EXAMPLES
 from tests.support.fake_llm import FakeLLM, Reply, Turn, find_line
 
@@ -189,6 +191,10 @@ async def test_a_campaign_driven_by_scripted_claude_agents(tmp_path: Path, monke
     assert "+/* reviewed by the specialist */" in patch
     assert "reviewed" not in (EXAMPLES / "rmsnorm" / "rmsnorm_fast.c").read_text(), "the example is untouched"
     assert "four-step gate" in kernel.diagnosis
+    # Its outcome reaches the knowledge base like any other action's.
+    recorded = {o.id: o for o in outcomes(open_store(Path(store.meta("kb_path"))), campaign=store.meta("campaign_id"))}
+    kb_kernel = recorded[f"{store.meta('campaign_id')}-{kernel.id}"]
+    assert (kb_kernel.knob, kb_kernel.result) == ("kernel:rmsnorm", "reverted") and "four-step" in kb_kernel.diagnosis
 
     # Every role was called, priced and logged; the key appears nowhere the product wrote.
     roles = {r[0] for r in store.conn.execute("SELECT role FROM llm_calls")}
