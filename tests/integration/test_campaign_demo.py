@@ -41,8 +41,8 @@ wall_clock_s = 240
 max_actions = 3
 [search]
 min_repeats = 2
-max_repeats = 3
-baseline_repeats = 2
+max_repeats = 5
+baseline_repeats = 3
 profile_seconds = 2
 [[knobs]]
 name = "threads"
@@ -74,10 +74,11 @@ def test_campaign_keeps_a_real_gain_reverts_a_loss_and_reports(tmp_path: Path, t
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
     store = CampaignStore(run_dir)
-    nodes = {tuple(n.change.items()): n for n in store.nodes() if n.kind != "baseline"}
-    kept, reverted = nodes[(("threads", 2),)], nodes[(("parallel", 1),)]
+    (kept,) = [n for n in store.nodes() if n.change == {"threads": 2}]
+    # A loss the noise left unsettled is retested once, its repeats pooled: the last verdict is the final one.
+    *_, reverted = losses = [n for n in store.nodes() if n.change == {"parallel": 1}]
     assert kept.status == "kept" and kept.gain_low > 0.2, kept
-    assert reverted.status == "reverted" and reverted.gain_high < 0, reverted
+    assert all(n.status == "reverted" for n in losses) and reverted.gain_high < 0, losses
     assert store.meta("best_node") == kept.id
     report = json.loads((run_dir / "report.json").read_text())
     gain = report["overall_gain"]
