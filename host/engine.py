@@ -311,22 +311,19 @@ class Campaign:
     # steering and reviews ------------------------------------------------------------------
     def apply_commands(self) -> None:
         """Steering written by the TUI, checked by `steering` and applied here; a refusal is the command's answer."""
-        for command in self.store.commands(pending=True):
-            try:
-                steer = steering.check(command, self.tree)
-                if steer.meta is not None:
-                    self.store.set_meta(*steer.meta)
-                self.prune(steer.prune, f"{command.kind} by the operator")
-                for node_id in steer.pin:
-                    self.store.update_node(node_id, pinned=1)
-                if steer.ack is not None:
-                    self.store.ack_alert(steer.ack, steer.answer)
-                for node_id in self.queue(steer.inject, dedupe=False):
-                    self.store.update_node(node_id, pinned=1)
-            except HostError as exc:
-                self.store.mark_command(command.id, f"refused: {str(exc).splitlines()[0]}")
-            else:
-                self.store.mark_command(command.id, "applied")
+        steering.answer(self.store, self.tree, self.store.commands(pending=True), self.steer)
+
+    def steer(self, steer: steering.Steer) -> None:
+        """What one checked command does to the run and the tree."""
+        if steer.meta is not None:
+            self.store.set_meta(*steer.meta)
+        self.prune(steer.prune, steer.why)
+        for node_id in steer.pin:
+            self.store.update_node(node_id, pinned=1)
+        if steer.ack is not None:
+            self.store.ack_alert(steer.ack, steer.answer)
+        for node_id in self.queue(steer.inject, dedupe=False):
+            self.store.update_node(node_id, pinned=1)
 
     async def stability_review(self) -> None:
         """Every `agent.review_every` evaluations, the LLM Critic looks over the whole trajectory."""

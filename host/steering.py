@@ -6,6 +6,7 @@ it checks an injected hypothesis with `injection` before sending it, the same ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from .agents.proposals import ProposedAction, validate
 from .errors import HostError, SteeringError
 from .models import Candidate, Command, Node, ProposedBy, Status
-from .store import CampaignStore
+from .store import CampaignStore, MetaName
 from .tree import SearchTree
 
 COMMANDS = ("pause", "resume", "stop", "prune", "veto", "pin", "boost", "inject", "ack", "answer")
@@ -24,8 +25,9 @@ OFFLINE = ("ack", "answer")
 class Steer(BaseModel):
     """What a checked command does; the engine applies it."""
 
-    meta: tuple[str, Any] | None = Field(None, description="a run field to set: paused, stop_requested")
+    meta: tuple[MetaName, Any] | None = Field(None, description="a run field to set: paused, stop_requested")
     prune: list[int] = Field(default_factory=list)
+    why: str = Field("", description="the pruned nodes' diagnosis: prune or veto by the operator")
     pin: list[int] = Field(default_factory=list)
     ack: int | None = None
     answer: str | None = None
@@ -42,7 +44,8 @@ def check(command: Command, tree: SearchTree) -> Steer:
     if kind == "stop":
         return Steer(meta=("stop_requested", True))
     if kind in ("prune", "veto"):
-        return Steer(prune=[n.id for n in _prunable(tree, _node(tree, payload), bool(payload.get("subtree")))])
+        return Steer(prune=[n.id for n in _prunable(tree, _node(tree, payload), bool(payload.get("subtree")))],
+                     why=f"{kind} by the operator")
     if kind in ("pin", "boost"):
         node = _node(tree, payload)
         if node.status != Status.PROPOSED:
@@ -81,19 +84,21 @@ def injection(tree: SearchTree, payload: dict[str, Any]) -> Candidate:
     return Candidate(action=ok.action, parent=base.id, config=ok.config, priors=estimate)
 
 
-def apply_offline(store: CampaignStore, tree: SearchTree) -> None:
-    """While no campaign runs: apply the pending acknowledgements and answers (the rest wait for a resume)."""
-    for command in store.commands(pending=True):
-        if command.kind not in OFFLINE:
-            continue
+def answer(store: CampaignStore, tree: SearchTree, commands: list[Command], apply: Callable[[Steer], None]) -> None:
+    """Check each command, apply what it does, and record the answer: "applied", or "refused: why"."""
+    for command in commands:
         try:
-            steer = check(command, tree)
-            assert steer.ack is not None
-            store.ack_alert(steer.ack, steer.answer)
+            apply(check(command, tree))
         except HostError as exc:
             store.mark_command(command.id, f"refused: {str(exc).splitlines()[0]}")
         else:
             store.mark_command(command.id, "applied")
+
+
+def apply_offline(store: CampaignStore, tree: SearchTree) -> None:
+    """While no campaign runs: apply the pending acknowledgements and answers (the rest wait for a resume)."""
+    pending = [c for c in store.commands(pending=True) if c.kind in OFFLINE]
+    answer(store, tree, pending, lambda steer: store.ack_alert(steer.ack or 0, steer.answer))
 
 
 def _number(payload: dict[str, Any], key: str) -> int:
