@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arbor.tools.sim.model import scenarios
+from arbor.tools.sim.stack import scenario
 from tests.conftest import our_processes
 from tests.perf import search_efficiency
 from tests.perf.searchbench.summary import headline, summarise
@@ -19,7 +19,7 @@ from tests.perf.searchbench.trajectory import Evaluation, Trajectory
 from tests.perf.searchbench.truth import Truth
 
 ROOT = Path(__file__).resolve().parents[2]
-TRUTH = Truth(scenarios()["layered"])
+TRUTH = Truth(scenario("layered"))
 GOOD = {"gemm_tuning": "aggressive", "attention_backend": "flash"}
 TRAP = {"early_stop": True}
 

@@ -11,7 +11,8 @@ from arbor.host.campaign import new_run, run_campaign
 from arbor.host.errors import SpecError
 from arbor.host.spec import parse_spec
 from arbor.host.store import CampaignStore
-from arbor.tools.sim.model import behaviour, scenarios
+from arbor.tools.sim.model import behaviour
+from arbor.tools.sim.stack import scenario
 from tests.conftest import our_processes
 
 pytestmark = pytest.mark.anyio
@@ -87,7 +88,7 @@ async def test_engine_runs_on_the_simulated_stack(tmp_path: Path) -> None:
     # The baseline profile came from the server's own Chrome trace, with the modelled shares of GPU time.
     (profile,) = store.measurements(store.nodes("kept")[0].id, "profile")
     shares = profile.metrics["categories"]
-    modelled = behaviour(scenarios()["layered"], {"cuda_graphs": True, "max_num_seqs": 256}).shares()
+    modelled = behaviour(scenario("layered"), {"cuda_graphs": True, "max_num_seqs": 256}).shares()
     gpu = sum(v for k, v in modelled.items() if k != "host_idle")
     for category in ("gemm", "communication", "attention"):
         assert shares[category] == pytest.approx(modelled[category] / gpu, abs=0.01)
@@ -98,7 +99,7 @@ async def test_engine_runs_on_the_simulated_stack(tmp_path: Path) -> None:
 
 def test_a_sim_campaign_needs_only_the_scenario() -> None:
     spec = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "moe_decode"\n', "t")
-    s = scenarios()["moe_decode"]
+    s = scenario("moe_decode")
     assert [k.name for k in spec.knobs] == [k.name for k in s.knob]
     for knob, sk in zip(spec.knobs, s.knob, strict=True):
         assert knob.default == sk.default and sk.default not in knob.values

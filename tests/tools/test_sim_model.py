@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from arbor.tools.errors import InputError
-from arbor.tools.sim.model import Scenario, behaviour, noisy, optimum, scenarios
+from arbor.tools.sim.model import Scenario, behaviour, noisy, optimum
+from arbor.tools.sim.stack import scenario
 
-S = scenarios()["layered"]
+S = scenario("layered")
 
 
 def test_defaults_and_determinism() -> None:

@@ -15,8 +15,9 @@ from arbor.tools.procs import group_members
 from arbor.tools.profiling.live import torch_profile_under_load
 from arbor.tools.serving import launcher
 from arbor.tools.serving.stack import StackSpec, build_command
-from arbor.tools.sim.model import behaviour, scenarios
+from arbor.tools.sim.model import behaviour
 from arbor.tools.sim.server import Engine
+from arbor.tools.sim.stack import scenario
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +60,7 @@ def test_sim_stack_command_and_knobs() -> None:
     assert argv[:3] == [sys.executable, "-m", "arbor.tools.sim.server"] and env == {}
     assert argv[argv.index("--scenario") + 1] == "layered" and argv[-4:] == ["--cuda_graphs", "true",
                                                                             "--gemm_tuning", "tuned"]
-    assert set(spec.knob_space()) == {k.name for k in scenarios()["layered"].knob}
+    assert set(spec.knob_space()) == {k.name for k in scenario("layered").knob}
     with pytest.raises(ValueError, match="unknown simulated scenario 'nope'"):
         sim("nope")
     with pytest.raises(InputError, match="set by Arbor itself"):
@@ -124,7 +125,7 @@ async def test_a_bad_knob_value_is_refused_at_start(tmp_path: Path) -> None:
 async def test_measured_speedup_follows_the_model(tmp_path: Path) -> None:
     # Side by side, alternating, so machine noise hits both alike; the model's ratio is 1.6.
     fast = {"gemm_tuning": "aggressive", "attention_backend": "flash"}
-    s = scenarios()["layered"]
+    s = scenario("layered")
     expected = behaviour(s, fast).output_tok_s / behaviour(s, {}).output_tok_s
     rates: dict[str, list[float]] = {"base": [], "fast": []}
     async with Running(sim(), {}, tmp_path) as base, Running(sim(), fast, tmp_path) as quick:
@@ -142,7 +143,7 @@ async def test_profile_endpoints_write_a_trace_the_profiler_reads(tmp_path: Path
     spec = sim(env={"VLLM_TORCH_PROFILER_DIR": str(traces)})
     async with Running(spec, {"gemm_tuning": "aggressive"}, tmp_path) as server:
         loaded = await torch_profile_under_load(server.info.base_url, traces, workload("layered"), 1.0, wait_s=10)
-    shares = behaviour(scenarios()["layered"], {"gemm_tuning": "aggressive"}).shares()
+    shares = behaviour(scenario("layered"), {"gemm_tuning": "aggressive"}).shares()
     gpu = {k: v for k, v in shares.items() if k != "host_idle"}  # host time is a gap between kernels in a trace
     total = sum(gpu.values())
     got = loaded.profile.categories
@@ -161,7 +162,7 @@ async def test_profiling_off_without_the_directory(tmp_path: Path, monkeypatch: 
 
 
 def test_noise_is_seeded() -> None:
-    s = scenarios()["layered"]
+    s = scenario("layered")
     b = behaviour(s, {})
 
     def draws(seed: int) -> list[float]:

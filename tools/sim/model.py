@@ -16,6 +16,7 @@ from arbor.tools.errors import InputError
 from arbor.tools.profiling.categorize import categories as profile_categories
 
 Strict = ConfigDict(extra="forbid")
+EXHAUSTIVE_MAX = 50_000  # configurations the optimum enumerates (about a second); larger spaces get the B&B
 Value = bool | int | float | str
 
 
@@ -42,6 +43,10 @@ class SimKnob(BaseModel):
         if self.type == "choice":
             return list(self.choices or [])
         return sorted({self.default, *(self.values or [])})  # type: ignore[type-var]
+
+    def factors(self, value: Value) -> dict[str, float]:
+        """The category factors of one value (none: it changes nothing)."""
+        return self.effect.get(effect_key(value), {})
 
 
 class Region(BaseModel):
@@ -140,7 +145,7 @@ def behaviour(s: Scenario, config: dict[str, Value]) -> Behaviour:
     cfg = s.full(config)
     ms = dict(s.categories)
     for knob in s.knob:
-        for category, factor in knob.effect.get(_key(cfg[knob.name]), {}).items():
+        for category, factor in knob.factors(cfg[knob.name]).items():
             ms[category] *= factor
     for region in s.interaction:
         if region.holds(cfg):
@@ -160,18 +165,24 @@ def noisy(value: float, cv: float, rng: random.Random) -> float:
 
 
 def optimum(s: Scenario) -> tuple[dict[str, Value], float]:
-    """The best valid configuration (no crash, no corruption, no trap) by exhaustive search, and its rate."""
+    """The best valid configuration (no crash, no corruption, no trap) and its rate; ({}, 0.0) when none is valid."""
+    if math.prod(len(k.domain()) for k in s.knob) > EXHAUSTIVE_MAX:
+        from .bnb import branch_and_bound  # imported here: bnb builds on this module's types
+
+        best = branch_and_bound(s)
+        return (best, behaviour(s, best).output_tok_s) if best is not None else ({}, 0.0)
     names = [k.name for k in s.knob]
-    best: tuple[dict[str, Value], float] = ({}, 0.0)
+    found: tuple[dict[str, Value], float] = ({}, 0.0)
     for values in itertools.product(*(k.domain() for k in s.knob)):
         cfg = dict(zip(names, values, strict=True))
         b = behaviour(s, cfg)
-        if b.flaw() is None and b.output_tok_s > best[1]:
-            best = (cfg, b.output_tok_s)
-    return best
+        if b.flaw() is None and b.output_tok_s > found[1]:
+            found = (cfg, b.output_tok_s)
+    return found
 
 
-def _key(value: Value) -> str:
+def effect_key(value: Value) -> str:
+    """How a value is spelled as a key of `SimKnob.effect` (TOML keys are strings; booleans lower case)."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

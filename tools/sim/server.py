@@ -14,7 +14,7 @@ trap region a stream that asks `ignore_eos` stops early anyway (the workload cha
 greedy outputs do not).
 Tokens come at the modelled rate shared by the active streams, with seeded noise.
 
-Run: python -m arbor.tools.sim.server --scenario layered --seed 0 --port 8000 [--gemm_tuning tuned ...]
+Run: python -m arbor.tools.sim.server --scenario layered|gen-<seed> --seed 0 --port 8000 [--gemm_tuning tuned ...]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import zlib
 from arbor.tools.errors import InputError
 
 from .model import Behaviour, Scenario, Value, behaviour, noisy, scenarios
+from .stack import scenario
 
 WORDS = ("the of and to in is was for on that with as by at from it his an were are which this be has or had "
          "one not but first new after also two who their its time more been other year world city state").split()
@@ -259,12 +260,15 @@ class Server:
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Scenario, dict[str, Value]]:
     """The server's options and the configuration its knob flags set (validated against the scenario)."""
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--scenario", required=True, choices=sorted(scenarios()))
+    first = argparse.ArgumentParser(prog="arbor-sim", add_help=False)
+    first.add_argument("--scenario", required=True, help=f"one of {sorted(scenarios())}, or gen-<seed>")
     known, _ = first.parse_known_args(argv)
-    s = scenarios()[known.scenario]
+    try:
+        s = scenario(known.scenario)
+    except InputError as exc:
+        first.error(str(exc))
     parser = argparse.ArgumentParser(prog="arbor-sim", description=f"simulated stack: {s.description}")
-    parser.add_argument("--scenario", required=True, choices=sorted(scenarios()))
+    parser.add_argument("--scenario", required=True, help=f"one of {sorted(scenarios())}, or gen-<seed>")
     parser.add_argument("--seed", type=int, default=0, help="seeds the measurement noise")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

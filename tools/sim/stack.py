@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from arbor.tools.errors import InputError
 
 from ..serving.knobs import Knob
+from .generate import generate
 from .model import Scenario, scenarios
+
+GENERATED = re.compile(r"gen-(0|[1-9][0-9]*)")  # one spelling per seed: the name is the scenario's own
 
 
 def scenario(name: str) -> Scenario:
-    """The shipped scenario `name`, or InputError listing them."""
+    """A shipped scenario by name, or a generated one as `gen-<seed>`; InputError for anything else."""
     known = scenarios()
-    if name not in known:
-        raise InputError(f"unknown simulated scenario {name!r}; known: {sorted(known)}")
-    return known[name]
+    if name in known:
+        return known[name]
+    match = GENERATED.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        raise InputError(f"unknown simulated scenario {name!r}; known: {sorted(known)}, or gen-<seed> "
+                         "(a non-negative integer seed, e.g. gen-7) for a generated one")
+    return generate(int(match.group(1)))
 
 
 def sim_knobs(name: str) -> dict[str, Knob]:
