@@ -14,7 +14,6 @@ import pytest
 from arbor.tools.sim.stack import scenario
 from tests.conftest import our_processes
 from tests.perf import search_efficiency
-from tests.perf.searchbench.summary import headline, summarise
 from tests.perf.searchbench.trajectory import Evaluation, Trajectory
 from tests.perf.searchbench.truth import Truth
 
@@ -48,22 +47,9 @@ def test_an_invalid_final_configuration_gains_nothing() -> None:
     assert m["evals_to_95"] is None
 
 
-def test_summary_medians_count_runs_that_never_arrive_as_over_budget() -> None:
-    rows = [{"strategy": "arbor", "evals_to_95": 3, "best_valid_gain": 1.0, "crashes": 0, "invalid_keeps": 0,
-             "final_flaw": None, "wall_s": 1, "bench_repeats": 3},
-            {"strategy": "optuna", "evals_to_95": None, "best_valid_gain": 0.5, "crashes": 1, "invalid_keeps": 1,
-             "final_flaw": None, "wall_s": 1, "bench_repeats": 3},
-            {"strategy": "optuna", "evals_to_95": 6, "best_valid_gain": 0.7, "crashes": 0, "invalid_keeps": 0,
-             "final_flaw": None, "wall_s": 1, "bench_repeats": 3}]
-    s = summarise(rows, budget=10)
-    assert s["optuna"]["evals_to_95"] == 8.5 and s["optuna"]["reached_95"] == 1
-    line = headline(s)
-    assert line["arbor_evals_to_95"] == 3 and line["optuna_invalid_keeps"] == 1 and line["met"] is True
-
-
 def test_a_small_comparison_runs_every_strategy_for_real(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     line = search_efficiency.main(["--scenarios", "layered", "--seeds", "1", "--budget", "4", "--out",
-                                   str(tmp_path), "--quiet"])
+                                   str(tmp_path), "--quiet", "--strategies", "arbor,greedy,optuna,random,grid"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed == line
     for key in ("arbor_evals_to_95", "optuna_evals_to_95", "random_evals_to_95", "arbor_invalid_keeps",
@@ -86,6 +72,28 @@ def test_bad_options_are_refused(capsys: pytest.CaptureFixture) -> None:
             search_efficiency.main(argv)
         assert caught.value.code == 2
     assert "unknown ['nope']" in capsys.readouterr().err
+
+
+def test_generated_scenarios_are_drawn_printed_and_recorded(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    line = search_efficiency.main(["--generated", "1", "--scenarios", "", "--strategies", "random", "--budget", "4",
+                                   "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    doc = json.loads((tmp_path / "comparison.json").read_text())
+    seed = doc["settings"]["generator_seeds"][0]
+    assert f"gen-{seed}" in err and f"--gen-seeds {seed}" in err, "the drawn seed is printed to run it again"
+    assert [(r["strategy"], r["scenario"], r["seed"]) for r in doc["runs"]] == [("random", f"gen-{seed}", 0)]
+    assert line["basis"] == "generated" and line["scenarios"] == 1 and line["random_evals_to_95"] is not None
+    assert "1 generated (median over them)" in (tmp_path / "comparison.md").read_text()
+
+
+def test_optuna_gp_runs_when_the_bench_extra_is_installed(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="optuna_gp needs torch and scipy: pip install -e '.[bench]'")
+    pytest.importorskip("scipy", reason="optuna_gp needs torch and scipy: pip install -e '.[bench]'")
+    line = search_efficiency.main(["--scenarios", "layered", "--seeds", "1", "--strategies", "optuna_gp", "--budget",
+                                   "3", "--out", str(tmp_path), "--quiet"])
+    doc = json.loads((tmp_path / "comparison.json").read_text())
+    assert [r["strategy"] for r in doc["runs"]] == ["optuna_gp"] and doc["runs"][0]["evaluations"] == 3
+    assert line["optuna_gp_best_valid_gain"] is not None and "| Optuna GP |" in (tmp_path / "comparison.md").read_text()
 
 
 

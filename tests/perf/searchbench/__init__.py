@@ -1,1 +1,1 @@
-"""The search-efficiency comparison: Arbor against Optuna, random, grid and a greedy single agent."""
+"""The search-efficiency comparison: Arbor against Optuna (TPE and GP), random, grid and a greedy single agent."""

@@ -66,12 +66,26 @@ async def grid_search(ev: Evaluator, spec: CampaignSpec, budget: int, seed: int)
 
 
 async def optuna_tpe(ev: Evaluator, spec: CampaignSpec, budget: int, seed: int) -> None:
-    """Optuna's TPE sampler on the same categorical space; crashes and failed gates are failed trials."""
+    """Optuna's TPE sampler on the same categorical space."""
+    import optuna
+
+    await _optuna(ev, spec, budget, optuna.samplers.TPESampler(seed=seed))
+
+
+async def optuna_gp(ev: Evaluator, spec: CampaignSpec, budget: int, seed: int) -> None:
+    """Optuna's Gaussian-process sampler (needs torch and scipy: the `bench` extra), its defaults otherwise."""
+    import optuna
+
+    await _optuna(ev, spec, budget, optuna.samplers.GPSampler(seed=seed))
+
+
+async def _optuna(ev: Evaluator, spec: CampaignSpec, budget: int, sampler: Any) -> None:
+    # Crashes and failed gates are failed trials; a configuration asked again is told its earlier result.
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = domains(spec)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial({k: v[0] for k, v in space.items()})
     best = Incumbent()
     asks = 0
@@ -90,4 +104,4 @@ async def optuna_tpe(ev: Evaluator, spec: CampaignSpec, budget: int, seed: int) 
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-TUNERS = {"random": random_search, "grid": grid_search, "optuna": optuna_tpe}
+TUNERS = {"random": random_search, "grid": grid_search, "optuna": optuna_tpe, "optuna_gp": optuna_gp}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from arbor.tools.sim import stack
 from arbor.tools.sim.model import Scenario, behaviour, optimum
 
 
@@ -17,6 +18,11 @@ class Truth:
     def __post_init__(self) -> None:
         self.default_rate = behaviour(self.scenario, {}).output_tok_s
         self.best_config, self.best_rate = optimum(self.scenario)
+
+    @classmethod
+    def of(cls, name: str) -> Truth:
+        """The truth of a shipped or generated (`gen-<seed>`) scenario, resolved as the simulated server does."""
+        return cls(stack.scenario(name))
 
     def flaw(self, config: dict[str, Any]) -> str | None:
         """Why `config` is not a valid result (crash, corrupt, trap), or None."""
