@@ -103,7 +103,7 @@ class Campaign:
                 continue
             node = await self.next_candidate() if why is None else None
             if node is None:
-                why = why or "no candidate scores above the threshold"
+                why = why or self.nothing_worth()
                 self.store.event("stopping", None, reason=why)
                 self.say(f"stopping: {why}")
                 break
@@ -112,6 +112,14 @@ class Campaign:
         self.save_clock()
         await self.lab.stop()
         self.store.set_meta("state", "finished")
+
+    def nothing_worth(self) -> str:
+        """Why the search stops with budget left: the tree's upper bound, in the report's words."""
+        top = self.store.meta("stop_bound")
+        if top is None:
+            return "the tree's upper bound: no candidate is left to measure"
+        return (f"the tree's upper bound: no candidate scores above the threshold, and the most any could gain over "
+                f"the best is {top:+.1%}, below the keep bar of +{self.spec.search.min_gain:.0%}")
 
     def disk_full(self) -> str | None:
         """Why the run folder's disk cannot take more (an alert for the operator), or None."""
@@ -166,6 +174,7 @@ class Campaign:
         """Propose, score every candidate, and return the best one (None when none is worth measuring)."""
         base = self.tree.best()
         dead = self.tree.dead_moves(base)
+        self.scorer.new_step()
         if self.ablation.single_agent and self.proposer.llm():
             # One propose-implement-test loop: nothing queued, one action at a time.
             self.prune([n.id for n in self.tree.proposed()], "single agent: not chosen")
@@ -179,6 +188,8 @@ class Campaign:
             if asked is not None:
                 self.store.event("offline_fallback", base.id, reason="the Orchestrator proposed nothing")
             self.queue(self.proposer.moves(base, dead))
+        if not self.ablation.single_agent:
+            self.queue(self.proposer.branch_moves(base))
         candidates = await self.scored(base, dead)
         for fallback in self.proposer.fallbacks():
             if self.worthwhile(candidates):
@@ -187,9 +198,21 @@ class Campaign:
             if self.take(base, stage) or stage.dead != dead:
                 dead = stage.dead
                 candidates = await self.scored(base, dead)
-        if not self.worthwhile(candidates):
-            return None
-        return max(candidates, key=lambda n: (n.pinned, n.score or 0.0))
+        if self.worthwhile(candidates):
+            return max(candidates, key=lambda n: (n.pinned, n.score or 0.0))
+        # Nothing is expected to pay; while some candidate's optimistic bound still clears the keep bar, the
+        # budget is better spent on it than kept.
+        hopeful = [n for n in candidates if self.bound(n) >= self.spec.search.min_gain]
+        if hopeful:
+            return max(hopeful, key=lambda n: n.score or 0.0)
+        top = max((self.bound(n) for n in candidates), default=None)
+        self.store.set_meta("stop_bound", top)
+        return None
+
+    @staticmethod
+    def bound(node: Node) -> float:
+        """A candidate's optimistic gain over the best (its score's bound term)."""
+        return float(node.score_terms.get("bound", node.score_terms.get("gain", 0.0)))
 
     def take(self, base: Node, stage: Stage) -> list[int]:
         """Queue a fallback stage's candidates; log it when it is one the report tells of."""
@@ -212,7 +235,7 @@ class Campaign:
         out = []
         for node_id in screen.keep:
             node = self.store.node(node_id)
-            scored = await self.scorer.score(node, base)
+            scored = await self.scorer.score(node, base)  # from the configuration it extends, against the best
             out.append(self.store.update_node(node.id, score=scored.terms.score,
                                               score_terms=scored.terms.model_dump(), priors=scored.priors))
         return out
@@ -269,7 +292,8 @@ class Campaign:
         """The one place a decision takes effect: the Critic's rulings and findings, the node's status, the
         knowledge base, the best node, the way back to known-good, and the follow-ups."""
         for r in d.rulings:
-            self.store.add_constraint(r.knob, r.op, r.value, r.reason, r.evidence, node.id, requires=r.requires or None)
+            self.store.add_constraint(r.knob, r.op, r.value, r.reason, r.evidence, node.id, requires=r.requires or None,
+                                      context=r.context or None)
         for f in d.findings:
             self.store.add_alert(f.severity, f.kind, f.message, f.evidence, node.id, f.needs_human)
         node = self.store.update_node(node.id, status=d.outcome, diagnosis=d.diagnosis, gain=d.gain,
@@ -284,6 +308,7 @@ class Campaign:
         if d.outcome == Status.KEPT:
             before = self.tree.best()
             self.store.set_meta("best_node", node.id)
+            self.undone(before, node)
             self.lab.serves(node.config)
             if self.ablation.guarded:
                 await self.lab.remeasure(node, before)
@@ -292,6 +317,17 @@ class Campaign:
             await self.lab.reprofile(node, before)
         elif node.kind != "kernel":
             await self.lab.restore(self.tree.best())
+
+    def undone(self, before: Node, best: Node) -> None:
+        """A new best on a branch that excludes earlier keeps undoes them: an event the report tells of."""
+        path = self.tree.kept_path(best)
+        if before.id in {n.id for n in path}:
+            return  # the new best extends the old one: nothing undone
+        lost = [n for n in self.tree.kept_path(before) if n.kind != "baseline" and n.id not in {m.id for m in path}
+                and any(not policy.same_value(self.spec, best.config, n.config, k) for k in n.change)]
+        if lost:
+            self.store.event("keeps_undone", best.id, nodes=[n.id for n in lost], titles=[n.title for n in lost])
+            self.say(f"  keeps undone: a branch without {', '.join(n.title for n in lost)} measured higher")
 
     async def record(self, node: Node, d: Decision) -> None:
         """The outcome in the knowledge base, so the next campaign starts from it."""

@@ -198,7 +198,7 @@ class Gate:
     async def crashed(self, trial: Trial, failure: Failure) -> Decision:
         """Root-cause analysis of a crash: a constraint (with a retry when a prerequisite makes it safe), or, for a
         value that ran before without crashing, retries with the partners changed since stepped back."""
-        node, best = trial.node, trial.best
+        node = trial.node
         lines = [f"line {e.line}: {e.text}" for e in failure.evidence]
         evidence = {"failure": failure.kind, "log": failure.log_path, "lines": lines, "node": node.id}
         trial.findings.append(Finding(severity="error", kind="crash", evidence=evidence,
@@ -214,7 +214,8 @@ class Gate:
             retry = {k: v for k, v in ruling.requires.items() if node.config.get(k) != v}
         elif self.ablation.guarded:
             # The rule-based Critic: the safety net when no LLM Critic answered.
-            region = policy.crash_region(self.spec, best.config, node.action())
+            base = self.tree.base_node(node)
+            region = policy.crash_region(self.spec, base.config, node.action())
             context = self.tree.crash_context(node, region[0]) if region is not None else {}
             if region is not None and context:
                 # The value ran before without crashing: a partner changed since is to blame, not the value.
@@ -222,8 +223,11 @@ class Gate:
             elif region is not None:
                 knob, op, value = region
                 retry = {k: v for k, v in policy.prerequisite(knob, value).items() if node.config.get(k) != v}
+                # It crashed where the base's other values held: elsewhere it may run (a partner may be to blame).
+                where = {k: v for k, v in base.config.items() if k != knob and k not in retry}
                 decision.rulings.append(Ruling(knob=knob, op=op, value=value, requires=retry, evidence=evidence,
-                                               reason=f"{failure.kind}: {failure.summary}"))  # type: ignore[arg-type]
+                                               context=where,  # type: ignore[arg-type]
+                                               reason=f"{failure.kind}: {failure.summary}"))
         if retry:
             # A constrained retry: the same value together with what it needs.
             decision.follow_up, decision.retry_with = FollowUp.RETRY, retry

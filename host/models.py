@@ -71,7 +71,7 @@ class Candidate(BaseModel):
 
 
 class ScoreTerms(BaseModel):
-    """Every term of score(a) = U·G·(1−p_crash)·(1−p_regress)/C + c·sqrt(ln N / n[k])."""
+    """Every term of score(a) = U·(R·(1+G)−1)·(1−p_crash)·(1−p_regress)/C + c·sqrt(ln N / n[b])."""
 
     urgency: float
     time_share: float
@@ -82,10 +82,12 @@ class ScoreTerms(BaseModel):
     p_regress: float
     cost_s: float
     cost: float = Field(description="C: cost in units of one baseline evaluation")
+    relative: float = Field(1.0, description="R: the measured value of the branch it extends over the best's")
+    bound: float = Field(0.0, description="optimistic gain over the best: R·(1+G_high)−1")
     exploit: float
     explore: float
     n_total: int
-    n_category: int
+    n_branch: int = Field(0, description="n[b]: evaluations made from the configuration it extends")
     prior_level: str
     prior_n: int
     score: float
@@ -155,6 +157,8 @@ class Constraint(BaseModel):
     op: Literal["eq", "ge", "le", "text"]
     value: Any
     requires: dict[str, Any] = Field(default_factory=dict, description="a change that makes the region allowed")
+    context: dict[str, Any] = Field(default_factory=dict, description="the region holds only where these values "
+                                                                      "hold too (where it crashed); empty: everywhere")
     reason: str
     evidence: dict[str, Any]
     node: int | None
@@ -169,6 +173,7 @@ class Ruling(BaseModel):
     op: Literal["eq", "ge", "le"]
     value: Any
     requires: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
     reason: str
     evidence: dict[str, Any] = Field(default_factory=dict)
 

@@ -67,11 +67,16 @@ def violates(constraints: list[Constraint], config: dict[str, Any]) -> Constrain
     for constraint in constraints:
         if constraint.op == "text" or constraint.knob is None:
             continue
-        if _in_region(constraint, config.get(constraint.knob)):
+        if _in_region(constraint, config.get(constraint.knob)) and in_context(constraint.context, config):
             met = constraint.requires and all(config.get(k) == v for k, v in constraint.requires.items())
             if not met:
                 return constraint
     return None
+
+
+def in_context(context: dict[str, Any], config: dict[str, Any]) -> bool:
+    """`config` holds every value of `context` (an empty context holds everywhere)."""
+    return all(config.get(k) == v for k, v in context.items())
 
 
 def prerequisite(knob: str, value: Any) -> dict[str, Any]:

@@ -73,10 +73,23 @@ class Proposer:
                                         self.tree.constraints())
                 if policy.config_key(a.change) not in dead]
 
+    def branch_moves(self, best: Node) -> list[Candidate]:
+        """Moves from the other measured configurations most worth expanding (UCB over branches), not re-aimed.
+
+        A move measured short of the bar elsewhere is not dead here: the keep it ran with may have held it back.
+        """
+        spec = self.tree.spec
+        out = []
+        for base in self.tree.branches(spec.search.branches, spec.search.branch_exploration):
+            dead = {k: why for k, why in self.tree.dead_moves(base).items() if why != DeadReason.REGRESSED}
+            out += [c.model_copy(update={"priors": {"branch": True, "base": base.id}})
+                    for c in self.moves(base, dead)]
+        return out
+
     # when nothing scores above the threshold --------------------------------------------------
     def fallbacks(self) -> list[Callable[[Node, dict[str, DeadReason]], Stage]]:
         """The Critic's answers to "nothing is worth measuring", in order (none without the Critic)."""
-        return [self.pairs, self.retests, self.last_resort] if self.ablation.guarded else []
+        return [self.pairs, self.retests, self.branch_pairs, self.last_resort] if self.ablation.guarded else []
 
     def pairs(self, base: Node, dead: dict[str, DeadReason]) -> Stage:
         """Every promising move from here is measured: those not shown to regress get another try, in pairs."""
@@ -85,6 +98,17 @@ class Proposer:
         return Stage(name="pairs", dead=dead, candidates=[
             Candidate(action=a, parent=base.id, config=policy.apply(base.config, a.change),
                       priors={"proposer_estimate": e}) for a, e in pairs])
+
+    def branch_pairs(self, best: Node, dead: dict[str, DeadReason]) -> Stage:
+        """Pairs on the other branches worth expanding: two moves that pay only together, and only without a keep
+        that blocks them, are found there or nowhere."""
+        spec, out = self.tree.spec, []
+        for base in self.tree.branches(spec.search.branches, spec.search.branch_exploration):
+            pairs = policy.pair_moves(base.config, self.tree.open_moves(base), self.tree.evaluated_keys(),
+                                      self.tree.constraints())
+            out += [Candidate(action=a, parent=base.id, config=policy.apply(base.config, a.change),
+                              priors={"proposer_estimate": e, "branch": True, "base": base.id}) for a, e in pairs]
+        return Stage(name="branch_pairs", candidates=out, dead=dead, logged=True)
 
     def retests(self, base: Node, dead: dict[str, DeadReason]) -> Stage:
         """One more look at the moves from here that noise may have sunk, their first repeats pooled with new ones."""
@@ -113,12 +137,13 @@ class Proposer:
         evaluated, constraints = self.tree.evaluated_keys(), self.tree.constraints()
         out = Screen()
         for node in self.tree.proposed():
-            config = policy.apply(base.config, node.change)
+            # A branch candidate extends its own configuration, never re-aimed at the best.
+            config = node.config if node.priors.get("branch") else policy.apply(base.config, node.change)
             measured = policy.config_key(config) in evaluated and node.priors.get("retest_of") is None
             if measured or policy.violates(constraints, config):
                 out.prune.append((node.id, "already measured, or ruled out by a constraint"))
                 continue
-            why = dead.get(policy.config_key(node.change))
+            why = None if node.priors.get("branch") else dead.get(policy.config_key(node.change))
             if why is not None and node.proposer in (ProposedBy.OFFLINE, ProposedBy.INTROSPECTION):
                 out.prune.append((node.id, why.value))
                 continue
@@ -126,24 +151,27 @@ class Proposer:
                 # Proposed under an earlier best: re-aimed at the current one.
                 title = node.title if node.kind == "kernel" else policy.describe(node.change, base.config)
                 out.reaim.append((node.id, {"config": config, "parent": base.id, "depth": base.depth + 1,
-                                            "title": title}))
+                                            "title": title, "priors": node.priors | {"base": base.id}}))
             out.keep.append(node.id)
         return out
 
     # after a decision -------------------------------------------------------------------
     def follow_ups(self, node: Node, decision: Decision) -> list[Candidate]:
-        """What a decision calls for next: refinements after a regression, constrained retries after a crash."""
-        base = self.tree.best()
+        """What a decision calls for next: refinements after a regression, constrained retries after a crash, each
+        from the configuration `node` extended (on a branch, that branch's)."""
+        base = self.tree.base_node(node)
+        out: list[Candidate] = []
         if decision.follow_up == FollowUp.REFINE:
-            if decision.critic_answered:
-                return list(decision.proposals)  # the LLM Critic refined or pruned, with evidence
-            return self._refinements(node, base, decision.gain)
-        if decision.follow_up == FollowUp.RETRY:
+            # The LLM Critic refined or pruned, with evidence; else the offline policy refines.
+            out = list(decision.proposals) if decision.critic_answered else self._refinements(node, base,
+                                                                                              decision.gain)
+        elif decision.follow_up == FollowUp.RETRY:
             retry = self._retry(node, base, decision.retry_with, f"retry with the prerequisite {decision.retry_with}")
-            return [retry] if retry else []
-        if decision.follow_up == FollowUp.IN_CONTEXT and decision.crashed_knob:
-            return self._in_context(node, base, decision.crashed_knob, decision.suspects)
-        return []
+            out = [retry] if retry else []
+        elif decision.follow_up == FollowUp.IN_CONTEXT and decision.crashed_knob:
+            out = self._in_context(node, base, decision.crashed_knob, decision.suspects)
+        branch = {"branch": True} if base.id != self.tree.best().id else {}
+        return [c.model_copy(update={"priors": c.priors | {"base": base.id} | branch}) for c in out]
 
     def _refinements(self, node: Node, base: Node, gain: float | None) -> list[Candidate]:
         # One level of introspection: a refinement that regresses too is not halved again (a cliff stays a cliff).

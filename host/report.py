@@ -80,6 +80,10 @@ def build_report(store: StoreReader) -> dict[str, Any]:
         "crashed": sum(1 for n in nodes if n.status == Status.CRASHED),
         "invalid": sum(1 for n in nodes if n.status == Status.INVALID),
     }
+    events = store.events()
+    stops = [e.data.get("reason") for e in events if e.kind == "stopping"]
+    summary["stopped"] = stops[-1] if stops else None
+    summary["stop_bound"] = store.meta("stop_bound")
     primary = {}
     for label, node in (("baseline", root), ("best", best)):
         if node:
@@ -92,6 +96,8 @@ def build_report(store: StoreReader) -> dict[str, Any]:
         "overall_gain": overall.model_dump() if overall is not None else None,
         "kept_path": [{"node": n.id, "title": n.title, "gain": n.gain, "gain_low": n.gain_low,
                        "gain_high": n.gain_high} for n in (tree.kept_path(best) if best else [])],
+        "keeps_undone": [{"node": e.node, "undone": e.data.get("titles", [])} for e in events
+                         if e.kind == "keeps_undone"],
         "reverted": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis, "gain": n.gain}
                      for n in nodes if n.status == Status.REVERTED],
         "crashed": [{"node": n.id, "title": n.title, "diagnosis": n.diagnosis} for n in nodes
@@ -123,7 +129,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     s, p, g = report["summary"], report["primary"], report["overall_gain"]
     lines = [f"# Campaign {s['campaign']} ({s['spec']})", "",
              f"{s['actions']} actions in {s['elapsed_s'] or 0:.0f} s: {s['kept']} kept, {s['reverted']} reverted, "
-             f"{s['crashed']} crashed, {s['invalid']} invalid.", "", "## Primary operating point", "",
+             f"{s['crashed']} crashed, {s['invalid']} invalid."
+             + (f" Stopped: {s['stopped']}." if s.get("stopped") else ""), "", "## Primary operating point", "",
              "| | output tok/s | TTFT p50 ms | TPOT p50 ms |", "|---|---|---|---|"]
     for label in ("baseline", "best"):
         if label in p:
@@ -144,6 +151,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     for step in report["kept_path"]:
         lines.append(f"- node {step['node']}: {step['title']} {_pct(step['gain'])} "
                      f"[{_pct(step['gain_low'])}, {_pct(step['gain_high'])}]")
+    if report["keeps_undone"]:
+        lines += ["", "## Keeps undone", "", "A branch without them measured higher:", ""]
+        lines += [f"- node {u['node']} undid {', '.join(u['undone'])}" for u in report["keeps_undone"]]
     for title, key in (("Reverted", "reverted"), ("Crashed", "crashed"), ("Invalid measurements", "invalid")):
         if report[key]:
             lines += ["", f"## {title}", ""]

@@ -15,7 +15,7 @@ from .scoring import score, time_share, urgency
 from .tree import SearchTree
 
 # What a node's priors carry through re-scoring (the rest is the KB's answer of the moment).
-KEPT_PRIORS = ("proposer_estimate", "proposer_cost_s", "task", "retest_of", "last_resort")
+KEPT_PRIORS = ("proposer_estimate", "proposer_cost_s", "task", "retest_of", "last_resort", "branch")
 Priors = Callable[[dict[str, Any]], Awaitable[Prior]]
 
 
@@ -31,12 +31,16 @@ class Scorer:
 
     def __init__(self, tree: SearchTree, priors: Priors, unit_cost: Callable[[], float]) -> None:
         self.tree, self.priors, self.unit_cost = tree, priors, unit_cost
+        self.cache: dict[str, Prior] = {}
 
-    async def score(self, node: Node, base: Node) -> Scored:
-        """Every term of `node`'s score from `base`: the KB's prior, refined by what the tree measured."""
+    async def score(self, node: Node, best: Node) -> Scored:
+        """Every term of `node`'s score: the KB's prior refined by what the tree measured, from the configuration
+        it extends, against the current `best`."""
         spec = self.tree.spec
+        base_id = self.tree.base_of(node)
+        base = best if base_id is None or base_id == best.id else self.tree.node(base_id)
         knob, value = next(iter(node.change.items()))
-        p = await self.priors({"category": node.category, "layer": node.layer, "knob": knob, "value": value})
+        p = await self.prior({"category": node.category, "layer": node.layer, "knob": knob, "value": value})
         prior = p.model_dump()
         # The proposer's own estimate (an LLM's) where the KB has no history; else the offline policy's.
         proposer_estimate = node.priors.get("proposer_estimate")
@@ -44,13 +48,21 @@ class Scorer:
         guess = proposer_estimate if proposer_estimate is not None else policy.estimate(spec, base.config,
                                                                                         node.change)
         # A last resort is a fresh chance from here: judged on its prior, not on what it measured elsewhere.
-        measured = self.tree.measured_speedup(node) if proposer_estimate is None and not node.priors.get(
-            "last_resort") else None
+        fresh = proposer_estimate is not None or node.priors.get("last_resort")
+        found = None if fresh else self.tree.measured_move(node)
+        undone = None if fresh or found is not None else self.tree.undone_keep(node)
         prior |= {k: node.priors[k] for k in KEPT_PRIORS if k in node.priors}
-        if measured is not None:
-            # This very move was measured from an earlier configuration: more specific than any pooled prior.
-            prior |= {"speedup": measured, "kb_speedup": p.speedup, "source": "measured before"}
-            p = p.model_copy(update={"speedup": measured})
+        high = None
+        if found is not None:
+            # This very move was measured from another configuration: more specific than any pooled prior.
+            # Where other knobs differed they may have held it back, so its optimism keeps the prior's.
+            high = max(found.high, p.speedup) if found.distance > 0 else found.high
+            prior |= {"speedup": found.speedup, "speedup_high": high, "kb_speedup": p.speedup,
+                      "measured_distance": found.distance, "source": "measured before"}
+            p = p.model_copy(update={"speedup": found.speedup})
+        elif undone is not None:
+            prior |= {"speedup": undone, "kb_speedup": p.speedup, "source": "a keep reversed"}
+            p = p.model_copy(update={"speedup": undone})
         elif guess is not None and p.level != "exact":
             # With no history for this value the proposer's estimate stands alone; with history for the
             # knob (any value) it is averaged in, since pooled values do not know which way this one moves.
@@ -59,10 +71,27 @@ class Scorer:
             prior |= {"speedup": speedup, "kb_speedup": p.speedup, "estimate": guess,
                       "source": f"{source} estimate" if p.level == "global" else f"KB and {source} estimate"}
             p = p.model_copy(update={"speedup": speedup})
+        if self.tree.crashed_before(node) and p.p_crash < 0.5:
+            # Its constraint holds only where it crashed; here it may run, but as likely not.
+            prior |= {"p_crash": 0.5, "kb_p_crash": p.p_crash}
+            p = p.model_copy(update={"p_crash": 0.5})
         evaluated = self.tree.actions_done()
         unit = self.unit_cost()
-        terms = score(p, time_share(node.layer, self.tree.latest_profile(base)),
-                      urgency(self.tree.mean_metric(base), spec.throughput_target, spec.search.urgency_max),
+        top, here = self.tree.value(best), self.tree.value(base)
+        relative = here / top if base.id != best.id and top and here else 1.0
+        terms = score(p, time_share(node.layer, self.tree.latest_profile(base) or self.tree.latest_profile(best)),
+                      urgency(self.tree.mean_metric(best), spec.throughput_target, spec.search.urgency_max),
                       unit + proposer_cost, unit, spec.search.exploration, len(evaluated),
-                      sum(1 for n in evaluated if n.category == node.category))
-        return Scored(terms=terms, priors=prior)
+                      self.tree.visits(base), relative, high)
+        return Scored(terms=terms, priors=prior | {"base": base.id})
+
+    async def prior(self, change: dict[str, Any]) -> Prior:
+        """The KB's prior for a change, asked once per step (the KB learns only between steps)."""
+        key = policy.config_key(change)
+        if key not in self.cache:
+            self.cache[key] = await self.priors(change)
+        return self.cache[key]
+
+    def new_step(self) -> None:
+        """Forget the priors asked during the last step: an outcome was recorded since."""
+        self.cache.clear()

@@ -126,6 +126,9 @@ class Search(BaseModel):
     restart_cost_s: float = Field(5.0, ge=0)
     profile_seconds: float = Field(4.0, gt=0, le=600)
     max_depth: int = Field(8, ge=1, le=100)
+    branches: int = Field(2, ge=0, le=20, description="measured configurations besides the best expanded each step "
+                          "(0: only the best, a hill-climb)")
+    branch_exploration: float = Field(0.1, ge=0, description="c_b in a branch's value/best + c_b*sqrt(ln N / n[b])")
 
     @model_validator(mode="after")
     def _repeats(self) -> Search:

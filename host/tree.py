@@ -5,14 +5,23 @@ Nothing here writes; the engine is the one writer of the tree.
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import policy
 from .models import EVALUATED, Action, Constraint, DeadReason, Measurement, Node, ProposedBy, Status
 from .scoring import LAYER_TARGETS, time_share
 from .spec import CampaignSpec
 from .store import StoreReader
+
+
+class MeasuredMove(NamedTuple):
+    """A move measured before: its target's speedup, the optimistic one, and how far that configuration was."""
+
+    speedup: float
+    high: float
+    distance: int
 
 
 class SearchTree:
@@ -52,19 +61,72 @@ class SearchTree:
         return self.store.node(best)
 
     def kept_path(self, best: Node | None = None) -> list[Node]:
-        """The kept nodes from the root to `best` (the current best by default)."""
+        """The nodes whose changes make up `best`'s configuration (the current best by default), from the root.
+
+        On a branch that was not the best when it was expanded, a reverted node may be on the path: its
+        change is in the configuration all the same.
+        """
         node = best or self.best()
-        path = []
-        while True:
+        path = [node]
+        while (base := self.base_of(node)) is not None:
+            node = self.store.node(base)
             path.append(node)
-            if node.parent is None:
-                break
-            parent = self.store.node(node.parent)
-            # Refinements hang under a reverted node; the kept path follows kept ancestors only.
-            while parent.status != Status.KEPT and parent.parent is not None:
-                parent = self.store.node(parent.parent)
-            node = parent
         return list(reversed(path))
+
+    def base_of(self, node: Node) -> int | None:
+        """The node whose configuration `node` extends: a follow-up names it; else the nearest ancestor it builds
+        on: a kept one (whose knob it may move again), or a reverted one whose change it still holds (a refinement
+        hangs under the reverted node it refines, but extends the best)."""
+        if node.priors.get("base") is not None:
+            return int(node.priors["base"])
+        parent = node.parent
+        while parent is not None:
+            up = self.store.node(parent)
+            if up.kind == "baseline" or up.status == Status.KEPT or (
+                    up.status == Status.REVERTED and all(node.config.get(k) == v for k, v in up.change.items())):
+                return up.id
+            parent = up.parent
+        return None
+
+    def base_node(self, node: Node) -> Node:
+        """The configuration `node` extends, as a node (the best when it names none)."""
+        base = self.base_of(node)
+        return self.best() if base is None else self.store.node(base)
+
+    def value(self, node: Node) -> float | None:
+        """`node`'s measured throughput over the root's; None when it has no valid measurement to build on."""
+        root = self.root()
+        if root is None or node.kind not in ("config", "baseline") or node.status not in (Status.KEPT,
+                                                                                             Status.REVERTED):
+            return None
+        if node.kind != "baseline" and node.gain is None:  # a failed gate or no valid repeat
+            return None
+        mine, reference = self.mean_metric(node), self.mean_metric(root)
+        return mine / reference if mine and reference else None
+
+    def visits(self, node: Node) -> int:
+        """Evaluations made from `node`'s configuration: n[b] of the score."""
+        return sum(1 for n in self.actions_done() if self.base_of(n) == node.id)
+
+    def branches(self, limit: int, exploration: float) -> list[Node]:
+        """Measured configurations other than the best, most worth expanding first: UCB over branches.
+
+        A branch's value is its measured value over the best's, plus exploration * sqrt(ln N / (1 + n[b])):
+        one measured close to the best and expanded little comes first.
+        """
+        best = self.best()
+        top = self.value(best)
+        if not top or limit <= 0:
+            return []
+        total = len(self.actions_done())
+        ranked = []
+        for n in self.store.nodes():
+            value = self.value(n)
+            if n.id == best.id or value is None or n.depth >= self.spec.search.max_depth:
+                continue
+            bonus = exploration * math.sqrt(math.log(total + 1) / (1 + self.visits(n)))
+            ranked.append((value / top + bonus, n))
+        return [n for _, n in sorted(ranked, key=lambda r: -r[0])[:limit]]
 
     def proposed(self) -> list[Node]:
         """Candidates waiting in the queue."""
@@ -80,7 +142,8 @@ class SearchTree:
 
     def queued_keys(self, base: dict[str, Any]) -> set[str]:
         """Keys of the configurations the proposed nodes would run from `base` (the current best)."""
-        return {policy.config_key(policy.apply(base, n.change)) for n in self.store.nodes(Status.PROPOSED)}
+        return {policy.config_key(n.config if n.priors.get("branch") else policy.apply(base, n.change))
+                for n in self.store.nodes(Status.PROPOSED)}
 
     def constraints(self) -> list[Constraint]:
         """The Critic's constraints in force."""
@@ -175,6 +238,11 @@ class SearchTree:
                 dead[policy.config_key(n.change)] = DeadReason.REGRESSED
         return dead
 
+    def crashed_before(self, node: Node) -> bool:
+        """The same move crashed the server from another configuration."""
+        key = policy.config_key(node.change)
+        return any(policy.config_key(n.change) == key for n in self.store.nodes(Status.CRASHED) if n.id != node.id)
+
     def crash_context(self, node: Node, knob: str) -> dict[str, Any]:
         """The partners a crash of `knob` at `node` may need (see `policy.crash_context`); empty when none."""
         return policy.crash_context(self.spec, node.config, knob, self.ran_configs())
@@ -211,19 +279,32 @@ class SearchTree:
                 and n.priors.get("retest_of") is None]
 
     def measured_speedup(self, node: Node) -> float | None:
-        """The speedup of its target the same move measured from an earlier configuration (gain / share then).
+        """The speedup of its target the same move measured elsewhere (gain / share then); see `measured_move`."""
+        found = self.measured_move(node)
+        return found.speedup if found is not None else self.undone_keep(node)
+
+    def measured_move(self, node: Node) -> MeasuredMove | None:
+        """The same move measured from the configuration nearest to `node`'s: speedup of its target (gain / share
+        then), its optimistic bound, and how many knobs that configuration differed in.
 
         A move re-proposed after a keep was scored as if never tried: a +1% move stood level with fresh ones.
-        Times the target's share now, it is the gain expected from here.
+        Times the target's share now, it is the gain expected from here; measured where other knobs differed,
+        it may have been blocked (or helped) by them, which the distance tells.
         """
         key = policy.config_key(node.change)
         earlier = [n for n in self.store.nodes(Status.REVERTED) if n.gain is not None and n.kind == node.kind
                    and n.id != node.id and policy.config_key(n.change) == key]
         if not earlier:
-            return self.undone_keep(node)
-        last = max(earlier, key=lambda n: n.finished_at or 0.0)
-        then = float(last.score_terms.get("time_share", 1.0)) or 1.0
-        return float(last.gain) / then  # type: ignore[arg-type]
+            return None
+        names = {k.name for k in self.spec.knobs} | set(node.config)
+
+        def distance(n: Node) -> int:
+            return sum(1 for k in names if not policy.same_value(self.spec, n.config, node.config, k))
+        nearest = min(earlier, key=lambda n: (distance(n), -(n.finished_at or 0.0)))
+        then = float(nearest.score_terms.get("time_share", 1.0)) or 1.0
+        high = nearest.gain_high if nearest.gain_high is not None else nearest.gain
+        return MeasuredMove(float(nearest.gain) / then, float(high) / then,  # type: ignore[arg-type]
+                            distance(nearest))
 
     def undone_keep(self, node: Node) -> float | None:
         """For a move back to the value the last keep of its knob moved away from: that keep, reversed.
@@ -234,7 +315,7 @@ class SearchTree:
             return None
         ((knob, value),) = node.change.items()
         for before, kept in reversed(list(pairwise(self.kept_path()))):
-            if knob in kept.change:
+            if knob in kept.change and kept.status == Status.KEPT:
                 if kept.gain is None or not policy.same_value(self.spec, before.config, {knob: value}, knob):
                     return None
                 then = float(kept.score_terms.get("time_share", 1.0)) or 1.0

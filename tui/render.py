@@ -26,7 +26,7 @@ def pct(value: float | None) -> str:
 
 
 def node_label(node: Row, on_path: bool) -> Text:
-    """One tree line: icon, id, title, gain with interval, score."""
+    """One tree line: icon, id, title, gain with interval, score, and ⑂ for a move on another branch."""
     icon, style = STYLE.get(node.status, ("?", ""))
     text = Text()
     text.append(f"{icon} ", style)
@@ -41,6 +41,8 @@ def node_label(node: Row, on_path: bool) -> Text:
         text.append(f" s={node.score:.3g}", "dim")
     if node.pinned and node.status == "proposed":
         text.append(" 📌")
+    if node.branch:
+        text.append(" ⑂", "cyan")  # expands a configuration other than the best's: the tree searched, not climbed
     return text
 
 
@@ -132,10 +134,11 @@ def detail(src: RunSource, node: Node) -> RenderableType:
     parts += [Text("\nConfiguration change", "bold underline"), Text("\n".join(diff) or "(none)")]
     if node.score_terms:
         t = node.score_terms
-        parts.append(Text("\nScore = U·G·(1−p_crash)·(1−p_regress)/C + explore", "bold underline"))
+        parts.append(Text("\nScore = U·(R·(1+G)−1)·(1−p_crash)·(1−p_regress)/C + explore", "bold underline"))
         parts.append(_kv([(k, f"{t[k]:.4g}" if isinstance(t.get(k), float) else t.get(k)) for k in (
             "score", "urgency", "time_share", "speedup", "multiplier", "gain", "p_crash", "p_regress", "cost_s",
-            "cost", "exploit", "explore", "n_total", "n_category", "prior_level", "prior_n") if k in t]))
+            "cost", "relative", "bound", "exploit", "explore", "n_total", "n_branch", "prior_level", "prior_n")
+            if k in t]))
     if node.priors:
         p = node.priors
         parts.append(Text("\nPriors", "bold underline"))

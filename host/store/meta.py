@@ -40,12 +40,14 @@ class RunMeta(BaseModel):
     session_wall_s: float | None = None
     overall_gain: Comparison | None = Field(None, description="the best configuration against the defaults")
     launch_command: str | None = Field(None, description="the best configuration as a shell line")
+    stop_bound: float | None = Field(None, description="the most any candidate could gain over the best when the "
+                                                       "search stopped with nothing worth its budget")
 
 
 MetaName = Literal["spec", "campaign_id", "binary", "model", "kb_path", "context", "ablation", "state", "elapsed_s",
                    "clock_saved_at", "root_node", "best_node", "evaluated_configs", "parity_reference", "paused",
                    "stop_requested", "reviewed_at_actions", "llm_stopped", "tool_seconds", "session_wall_s",
-                   "overall_gain", "launch_command"]
+                   "overall_gain", "launch_command", "stop_bound"]
 
 
 @cache

@@ -45,6 +45,7 @@ class NodeRow:
     gain_high: float | None
     pinned: bool
     rev: int
+    branch: bool = False  # a move from a configuration other than the best when it was queued
 
 
 def migrated(run_dir: Path) -> sqlite3.Connection:
@@ -107,10 +108,11 @@ class StoreReader:
     def rows_since(self, rev: int) -> list[NodeRow]:
         """Nodes changed since revision `rev`, as light rows in revision order."""
         rows = self.conn.execute("SELECT id, parent, status, title, category, kind, change, rationale, diagnosis, "
-                                 "score, gain, gain_low, gain_high, pinned, rev FROM nodes WHERE rev > ? ORDER BY rev",
+                                 "score, gain, gain_low, gain_high, pinned, rev, "
+                                 "COALESCE(json_extract(priors, '$.branch'), 0) FROM nodes WHERE rev > ? ORDER BY rev",
                                  [rev])
         return [NodeRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9], r[10], r[11], r[12],
-                        bool(r[13]), r[14]) for r in rows]
+                        bool(r[13]), r[14], bool(r[15])) for r in rows]
 
     def actions_count(self) -> int:
         """Evaluations that ended (the baseline is not an action)."""
@@ -150,7 +152,7 @@ class StoreReader:
         rows = self.conn.execute("SELECT * FROM constraints WHERE expires_at IS NULL OR expires_at > ? ORDER BY id",
                                  [time.time() if now is None else now])
         return [Constraint(id=r["id"], knob=r["knob"], op=r["op"], value=json.loads(r["value"]),
-                           requires=json.loads(r["requires"]), reason=r["reason"],
+                           requires=json.loads(r["requires"]), context=json.loads(r["context"]), reason=r["reason"],
                            evidence=json.loads(r["evidence"]), node=r["node"], created_at=r["created_at"],
                            expires_at=r["expires_at"]) for r in rows]
 

@@ -121,13 +121,16 @@ class CampaignStore(StoreReader):
 
     # constraints and alerts ---------------------------------------------------------------
     def add_constraint(self, knob: str | None, op: str, value: Any, reason: str, evidence: dict[str, Any],
-                       node: int | None, requires: dict[str, Any] | None = None) -> int:
-        """Publish a constraint (the Critic's ruling on a region of the knob space)."""
+                       node: int | None, requires: dict[str, Any] | None = None,
+                       context: dict[str, Any] | None = None) -> int:
+        """Publish a constraint (the Critic's ruling on a region of the knob space, in a context or everywhere)."""
         with self.tx() as c:
-            cur = c.execute("INSERT INTO constraints (knob, op, value, requires, reason, evidence, node, created_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [knob, op, _dump(value), _dump(requires or {}),
-                                                               reason, _dump(evidence), node, time.time()])
-            self._event(c, "constraint", node, {"knob": knob, "op": op, "value": value, "reason": reason})
+            cur = c.execute("INSERT INTO constraints (knob, op, value, requires, context, reason, evidence, node, "
+                            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [knob, op, _dump(value), _dump(requires or {}), _dump(context or {}), reason,
+                             _dump(evidence), node, time.time()])
+            self._event(c, "constraint", node, {"knob": knob, "op": op, "value": value, "reason": reason,
+                                                "context": context or {}})
             return int(cur.lastrowid)
 
     def add_alert(self, severity: str, kind: str, message: str, evidence: dict[str, Any] | None = None,

@@ -86,12 +86,18 @@ def test_refinements_after_a_regression() -> None:
 def test_score_terms() -> None:
     prior = Prior(speedup=0.2, p_crash=0.1, p_regress=0.5, multiplier=1.25, level="exact", n=3)
     terms = score(prior, share=0.8, urgency_value=1.5, cost_s=60, unit_cost_s=30, exploration=0.02, n_total=4,
-                  n_category=1)
+                  n_branch=1)
     assert terms.gain == pytest.approx(0.8 * 0.2 * 1.25)
     assert terms.cost == pytest.approx(2.0)
     assert terms.exploit == pytest.approx(1.5 * 0.2 * 0.9 * 0.5 / 2.0)
     assert terms.explore == pytest.approx(0.02 * (__import__("math").log(5) / 2) ** 0.5)
     assert terms.score == pytest.approx(terms.exploit + terms.explore)
+    assert terms.bound == pytest.approx(terms.gain) and terms.relative == 1.0
+    # On a branch measured 10% below the best, the same move must first make up the gap.
+    behind = score(prior, share=0.8, urgency_value=1.0, cost_s=30, unit_cost_s=30, exploration=0.0, n_total=4,
+                   n_branch=0, relative=0.9, speedup_high=0.5)
+    assert behind.exploit == pytest.approx((0.9 * (1 + 0.2) - 1) * 0.9 * 0.5)
+    assert behind.bound == pytest.approx(0.9 * (1 + 0.8 * 0.5 * 1.25) - 1)
     assert urgency(100, 160, 2.0) == pytest.approx(1 + 60 / 160) and urgency(200, 160, 2.0) == 1.0
     assert time_share("attention", {"attention": 0.3, "gemm": 0.6}) == 0.3
     # A whole-step layer gets an average category's share: below the bottleneck, above a sliver.
