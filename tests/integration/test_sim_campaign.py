@@ -71,7 +71,7 @@ async def test_engine_runs_on_the_simulated_stack(tmp_path: Path) -> None:
     run_dir = new_run(spec, tmp_path / "runs", None, True, lambda _: None)
     report = await run_campaign(run_dir, lambda _: None)
     store = CampaignStore(run_dir)
-    nodes = store.nodes()
+    nodes = [n for n in store.nodes() if n.status != "pruned"]  # a move queued on another branch may be pruned
     (crashed,) = [n for n in nodes if n.change == {"gemm_tuning": "aggressive"}]
     assert crashed.status == "crashed" and crashed.diagnosis.startswith("oom")
     (trap,) = [n for n in nodes if n.change == {"early_stop": True}]
@@ -85,13 +85,13 @@ async def test_engine_runs_on_the_simulated_stack(tmp_path: Path) -> None:
     assert remeasured.node == tuned.id and remeasured.data["gain"] > 0.1
     ruled = {(c.knob, c.op, c.value) for c in store.constraints()}
     assert {("gemm_tuning", "eq", "aggressive"), ("early_stop", "eq", True)} <= ruled
-    # The baseline profile came from the server's own Chrome trace, with the modelled shares of GPU time.
+    # The baseline profile came from the server's own Chrome trace, with the modelled shares of the step:
+    # kernels, and the host time the GPU sat idle between them.
     (profile,) = store.measurements(store.nodes("kept")[0].id, "profile")
     shares = profile.metrics["categories"]
     modelled = behaviour(scenario("layered"), {"cuda_graphs": True, "max_num_seqs": 256}).shares()
-    gpu = sum(v for k, v in modelled.items() if k != "host_idle")
-    for category in ("gemm", "communication", "attention"):
-        assert shares[category] == pytest.approx(modelled[category] / gpu, abs=0.01)
+    for category in ("gemm", "communication", "attention", "host_idle"):
+        assert shares[category] == pytest.approx(modelled[category], abs=0.01)
     assert Path(profile.path).is_file() and list((run_dir / "traces").glob("*.pt.trace.json.gz"))
     assert report["summary"]["kept"] >= 1
     assert set(our_processes(sys.executable)) <= before, "no server left running"

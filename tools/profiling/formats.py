@@ -151,7 +151,35 @@ def parse_chrome_trace(paths: Path | list[Path]) -> Profile:
         if not chosen:
             raise ProfileError(f"{path}: no complete ('X') kernel or cpu_op events")
         rows += [Raw(str(e.get("name", "?")), float(e["dur"]) * 1e3, 1) for e in chosen]
+        if kernels:
+            idle = _device_idle_ns(kernels)
+            if idle > 0:
+                rows.append(Raw(IDLE, idle, None))
     return build_profile(rows, "torch.profiler", source=[str(p) for p in paths])
+
+
+IDLE = "GPU idle between kernels"
+
+
+def _device_idle_ns(kernels: list[dict]) -> float:
+    """Time each device sat idle between its first and last kernel: launch gaps and host work it waited on.
+
+    A decode step bound by the host (Python, scheduling, kernel launches) shows as gaps on the GPU
+    timeline, not as any kernel; graph capture and batching act on exactly this time.
+    """
+    by_device: dict[object, list[tuple[float, float]]] = {}
+    for e in kernels:
+        start = float(e.get("ts", 0.0))
+        by_device.setdefault(e.get("pid"), []).append((start, start + float(e["dur"])))
+    idle = 0.0
+    for spans in by_device.values():
+        spans.sort()
+        end = spans[0][1]
+        for start, stop in spans[1:]:
+            if start > end:
+                idle += start - end  # overlapping streams leave no gap
+            end = max(end, stop)
+    return idle * 1e3
 
 
 def detect_and_parse(path: Path) -> Profile:
