@@ -71,7 +71,7 @@ class Candidate(BaseModel):
 
 
 class ScoreTerms(BaseModel):
-    """Every term of score(a) = U·(R·(1+G)−1)·(1−p_crash)·(1−p_regress)/C + c·sqrt(ln N / n[b])."""
+    """Every term of score(a) = U·(R·(1+G)−1)·(1−p_crash)·(1−p_regress)/C + c·sqrt(ln N / n[k])."""
 
     urgency: float
     time_share: float
@@ -87,6 +87,7 @@ class ScoreTerms(BaseModel):
     exploit: float
     explore: float
     n_total: int
+    n_category: int = 0
     n_branch: int = Field(0, description="n[b]: evaluations made from the configuration it extends")
     prior_level: str
     prior_n: int

@@ -82,7 +82,8 @@ class Scorer:
         terms = score(p, time_share(node.layer, self.tree.latest_profile(base) or self.tree.latest_profile(best)),
                       urgency(self.tree.mean_metric(best), spec.throughput_target, spec.search.urgency_max),
                       unit + proposer_cost, unit, spec.search.exploration, len(evaluated),
-                      self.tree.visits(base), relative, high)
+                      sum(1 for n in evaluated if n.category == node.category), relative, high,
+                      self.tree.visits(base))
         return Scored(terms=terms, priors=prior | {"base": base.id})
 
     async def prior(self, change: dict[str, Any]) -> Prior:

@@ -1,11 +1,13 @@
 """The score of a candidate action, with every term kept for the node and the TUI.
 
-score(a) = U · (R · (1 + G(a)) − 1) · (1 − p_crash[k]) · (1 − p_regress[k]) / C(a)  +  c · sqrt(ln N / n[b])
+score(a) = U · (R · (1 + G(a)) − 1) · (1 − p_crash[k]) · (1 − p_regress[k]) / C(a)  +  c · sqrt(ln N / n[k])
 
 R is the measured value of the configuration the action extends over the current best's (1 when it
-extends the best itself, where the exploit term is U·G·…/C): an action on another branch must make
-up the gap before it gains anything. n[b] counts the evaluations made from that configuration, so
-the exploration term is taken over branches.
+extends the best itself, where the exploit term is U·G·…/C), never above 1: a configuration that
+was not kept is not assumed better than the best, however its repeats read, so an action on another
+branch must make up the gap before it gains anything. Which branches get candidates at all is the
+tree's UCB over branches (`SearchTree.branches`); n[b], the evaluations made from the configuration
+an action extends, is kept beside the terms.
 """
 
 from __future__ import annotations
@@ -56,15 +58,17 @@ def urgency(current: float | None, target: float | None, maximum: float) -> floa
 
 
 def score(prior: Prior, share: float, urgency_value: float, cost_s: float, unit_cost_s: float, exploration: float,
-          n_total: int, n_branch: int, relative: float = 1.0, speedup_high: float | None = None) -> ScoreTerms:
+          n_total: int, n_category: int, relative: float = 1.0, speedup_high: float | None = None,
+          n_branch: int = 0) -> ScoreTerms:
     """All terms of the score for one candidate (`speedup_high`: its optimistic speedup, the prior's by default)."""
+    relative = min(1.0, relative)
     gain = share * prior.speedup * prior.multiplier
     high = share * max(prior.speedup, speedup_high if speedup_high is not None else prior.speedup) * prior.multiplier
     cost = max(0.05, cost_s / max(unit_cost_s, 1e-6))
     exploit = urgency_value * (relative * (1 + gain) - 1) * (1 - prior.p_crash) * (1 - prior.p_regress) / cost
-    explore = exploration * math.sqrt(math.log(max(n_total, 1) + 1) / (n_branch + 1))
+    explore = exploration * math.sqrt(math.log(max(n_total, 1) + 1) / (n_category + 1))
     return ScoreTerms(urgency=urgency_value, time_share=share, speedup=prior.speedup, multiplier=prior.multiplier,
                       gain=gain, p_crash=prior.p_crash, p_regress=prior.p_regress, cost_s=cost_s, cost=cost,
                       relative=relative, bound=relative * (1 + high) - 1, exploit=exploit, explore=explore,
-                      n_total=n_total, n_branch=n_branch, prior_level=prior.level, prior_n=prior.n,
+                      n_total=n_total, n_category=n_category, n_branch=n_branch, prior_level=prior.level, prior_n=prior.n,
                       score=exploit + explore)

@@ -137,7 +137,8 @@ def detail(src: RunSource, node: Node) -> RenderableType:
         parts.append(Text("\nScore = U·(R·(1+G)−1)·(1−p_crash)·(1−p_regress)/C + explore", "bold underline"))
         parts.append(_kv([(k, f"{t[k]:.4g}" if isinstance(t.get(k), float) else t.get(k)) for k in (
             "score", "urgency", "time_share", "speedup", "multiplier", "gain", "p_crash", "p_regress", "cost_s",
-            "cost", "relative", "bound", "exploit", "explore", "n_total", "n_branch", "prior_level", "prior_n")
+            "cost", "relative", "bound", "exploit", "explore", "n_total", "n_category", "n_branch", "prior_level",
+            "prior_n")
             if k in t]))
     if node.priors:
         p = node.priors

@@ -86,7 +86,7 @@ def test_refinements_after_a_regression() -> None:
 def test_score_terms() -> None:
     prior = Prior(speedup=0.2, p_crash=0.1, p_regress=0.5, multiplier=1.25, level="exact", n=3)
     terms = score(prior, share=0.8, urgency_value=1.5, cost_s=60, unit_cost_s=30, exploration=0.02, n_total=4,
-                  n_branch=1)
+                  n_category=1)
     assert terms.gain == pytest.approx(0.8 * 0.2 * 1.25)
     assert terms.cost == pytest.approx(2.0)
     assert terms.exploit == pytest.approx(1.5 * 0.2 * 0.9 * 0.5 / 2.0)
@@ -95,9 +95,14 @@ def test_score_terms() -> None:
     assert terms.bound == pytest.approx(terms.gain) and terms.relative == 1.0
     # On a branch measured 10% below the best, the same move must first make up the gap.
     behind = score(prior, share=0.8, urgency_value=1.0, cost_s=30, unit_cost_s=30, exploration=0.0, n_total=4,
-                   n_branch=0, relative=0.9, speedup_high=0.5)
+                   n_category=0, relative=0.9, speedup_high=0.5)
     assert behind.exploit == pytest.approx((0.9 * (1 + 0.2) - 1) * 0.9 * 0.5)
     assert behind.bound == pytest.approx(0.9 * (1 + 0.8 * 0.5 * 1.25) - 1)
+    # A branch that was not kept is never assumed better than the best, however its repeats read.
+    ahead = score(prior, share=0.8, urgency_value=1.0, cost_s=30, unit_cost_s=30, exploration=0.0, n_total=4,
+                  n_category=0, relative=1.1)
+    assert ahead.relative == 1.0
+    assert ahead.exploit == pytest.approx(ahead.gain * (1 - ahead.p_crash) * (1 - ahead.p_regress))
     assert urgency(100, 160, 2.0) == pytest.approx(1 + 60 / 160) and urgency(200, 160, 2.0) == 1.0
     assert time_share("attention", {"attention": 0.3, "gemm": 0.6}) == 0.3
     # A whole-step layer gets an average category's share: below the bottleneck, above a sliver.
