@@ -70,5 +70,5 @@ def score(prior: Prior, share: float, urgency_value: float, cost_s: float, unit_
     return ScoreTerms(urgency=urgency_value, time_share=share, speedup=prior.speedup, multiplier=prior.multiplier,
                       gain=gain, p_crash=prior.p_crash, p_regress=prior.p_regress, cost_s=cost_s, cost=cost,
                       relative=relative, bound=relative * (1 + high) - 1, exploit=exploit, explore=explore,
-                      n_total=n_total, n_category=n_category, n_branch=n_branch, prior_level=prior.level, prior_n=prior.n,
-                      score=exploit + explore)
+                      n_total=n_total, n_category=n_category, n_branch=n_branch, prior_level=prior.level,
+                      prior_n=prior.n, score=exploit + explore)
