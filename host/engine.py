@@ -232,13 +232,11 @@ class Campaign:
             self.store.update_node(node_id, status=Status.PRUNED, diagnosis=why)
         for node_id, fields in screen.reaim:
             self.store.update_node(node_id, **fields)
-        out = []
-        for node_id in screen.keep:
-            node = self.store.node(node_id)
-            scored = await self.scorer.score(node, base)  # from the configuration it extends, against the best
-            out.append(self.store.update_node(node.id, score=scored.terms.score,
-                                              score_terms=scored.terms.model_dump(), priors=scored.priors))
-        return out
+        # Every candidate scored first, then written: the tree reads the same store state throughout.
+        nodes = [self.store.node(node_id) for node_id in screen.keep]
+        scores = [await self.scorer.score(node, base) for node in nodes]  # from its own base, against the best
+        return [self.store.update_node(node.id, score=s.terms.score, score_terms=s.terms.model_dump(),
+                                       priors=s.priors) for node, s in zip(nodes, scores, strict=True)]
 
     def queue(self, candidates: list[Candidate], dedupe: bool = True) -> list[int]:
         """Add candidates to the tree (`dedupe`: not one whose configuration a queued node runs already); their ids."""

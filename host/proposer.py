@@ -135,8 +135,15 @@ class Proposer:
     def screen(self, base: Node, dead: dict[str, DeadReason]) -> Screen:
         """Each queued candidate judged from `base`: measured already, ruled out, dead, or re-aimed at `base`."""
         evaluated, constraints = self.tree.evaluated_keys(), self.tree.constraints()
+        spec = self.tree.spec
+        live = {n.id for n in self.tree.branches(spec.search.branches, spec.search.branch_exploration)} | {base.id}
         out = Screen()
         for node in self.tree.proposed():
+            if node.priors.get("branch") and node.proposer == ProposedBy.OFFLINE and not node.pinned \
+                    and self.tree.base_of(node) not in live:
+                # The offline moves of a branch that fell out of the most promising: queued again if it returns.
+                out.prune.append((node.id, "its branch is no longer among the most promising"))
+                continue
             # A branch candidate extends its own configuration, never re-aimed at the best.
             config = node.config if node.priors.get("branch") else policy.apply(base.config, node.change)
             measured = policy.config_key(config) in evaluated and node.priors.get("retest_of") is None

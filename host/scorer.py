@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -26,12 +27,21 @@ class Scored(BaseModel):
     priors: dict[str, Any]
 
 
+class Step(NamedTuple):
+    """What the tree has evaluated, counted once per step: in all, by category, from each configuration."""
+
+    evaluated: int
+    categories: Counter[str]
+    visits: Counter[int | None]
+
+
 class Scorer:
     """score(a) for the candidates of one campaign."""
 
     def __init__(self, tree: SearchTree, priors: Priors, unit_cost: Callable[[], float]) -> None:
         self.tree, self.priors, self.unit_cost = tree, priors, unit_cost
         self.cache: dict[str, Prior] = {}
+        self.step: Step | None = None
 
     async def score(self, node: Node, best: Node) -> Scored:
         """Every term of `node`'s score: the KB's prior refined by what the tree measured, from the configuration
@@ -75,15 +85,14 @@ class Scorer:
             # Its constraint holds only where it crashed; here it may run, but as likely not.
             prior |= {"p_crash": 0.5, "kb_p_crash": p.p_crash}
             p = p.model_copy(update={"p_crash": 0.5})
-        evaluated = self.tree.actions_done()
+        step = self.step_view()
         unit = self.unit_cost()
         top, here = self.tree.value(best), self.tree.value(base)
         relative = here / top if base.id != best.id and top and here else 1.0
         terms = score(p, time_share(node.layer, self.tree.latest_profile(base) or self.tree.latest_profile(best)),
                       urgency(self.tree.mean_metric(best), spec.throughput_target, spec.search.urgency_max),
-                      unit + proposer_cost, unit, spec.search.exploration, len(evaluated),
-                      sum(1 for n in evaluated if n.category == node.category), relative, high,
-                      self.tree.visits(base))
+                      unit + proposer_cost, unit, spec.search.exploration, step.evaluated,
+                      step.categories[node.category], relative, high, step.visits[base.id])
         return Scored(terms=terms, priors=prior | {"base": base.id})
 
     async def prior(self, change: dict[str, Any]) -> Prior:
@@ -93,6 +102,15 @@ class Scorer:
             self.cache[key] = await self.priors(change)
         return self.cache[key]
 
+    def step_view(self) -> Step:
+        """The counts every score of this step shares, taken once."""
+        if self.step is None:
+            done = self.tree.actions_done()
+            self.step = Step(len(done), Counter(n.category for n in done),
+                             Counter(self.tree.base_of(n) for n in done))
+        return self.step
+
     def new_step(self) -> None:
-        """Forget the priors asked during the last step: an outcome was recorded since."""
+        """Forget the priors and counts of the last step: an outcome was recorded since."""
         self.cache.clear()
+        self.step = None

@@ -6,6 +6,7 @@ Nothing here writes; the engine is the one writer of the tree.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -95,11 +96,12 @@ class SearchTree:
 
     def value(self, node: Node) -> float | None:
         """`node`'s measured throughput over the root's; None when it has no valid measurement to build on."""
-        root = self.root()
-        if root is None or node.kind not in ("config", "baseline") or node.status not in (Status.KEPT,
-                                                                                             Status.REVERTED):
+        if node.kind not in ("config", "baseline") or node.status not in (Status.KEPT, Status.REVERTED):
             return None
         if node.kind != "baseline" and node.gain is None:  # a failed gate or no valid repeat
+            return None
+        root = self.root()
+        if root is None:
             return None
         mine, reference = self.mean_metric(node), self.mean_metric(root)
         return mine / reference if mine and reference else None
@@ -118,13 +120,14 @@ class SearchTree:
         top = self.value(best)
         if not top or limit <= 0:
             return []
-        total = len(self.actions_done())
+        done = self.actions_done()
+        visits = Counter(self.base_of(n) for n in done)
         ranked = []
         for n in self.store.nodes():
             value = self.value(n)
             if n.id == best.id or value is None or n.depth >= self.spec.search.max_depth:
                 continue
-            bonus = exploration * math.sqrt(math.log(total + 1) / (1 + self.visits(n)))
+            bonus = exploration * math.sqrt(math.log(len(done) + 1) / (1 + visits[n.id]))
             ranked.append((value / top + bonus, n))
         return [n for _, n in sorted(ranked, key=lambda r: -r[0])[:limit]]
 

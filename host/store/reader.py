@@ -64,6 +64,7 @@ class StoreReader:
         self.artifacts = self.run_dir / "artifacts"
         self.conn = conn
         self.conn.row_factory = sqlite3.Row
+        self._nodes: tuple[tuple[int, int], dict[str | None, list[Node]]] = ((-1, -1), {})
 
     @classmethod
     def open(cls, run_dir: Path) -> StoreReader:
@@ -98,12 +99,19 @@ class StoreReader:
         return _node(row)
 
     def nodes(self, status: str | None = None) -> list[Node]:
-        """Nodes in id order, optionally of one status."""
-        if status:
-            rows = self.conn.execute("SELECT * FROM nodes WHERE status = ? ORDER BY id", [status])
-        else:
-            rows = self.conn.execute("SELECT * FROM nodes ORDER BY id")
-        return [_node(r) for r in rows]
+        """Nodes in id order, optionally of one status (read once per change of the store: scoring a step asks
+        hundreds of times)."""
+        version = (self.conn.total_changes, self.conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._nodes[0] != version:
+            self._nodes = (version, {})
+        cached = self._nodes[1].get(status)
+        if cached is None:
+            if status:
+                rows = self.conn.execute("SELECT * FROM nodes WHERE status = ? ORDER BY id", [status])
+            else:
+                rows = self.conn.execute("SELECT * FROM nodes ORDER BY id")
+            cached = self._nodes[1][status] = [_node(r) for r in rows]
+        return list(cached)
 
     def rows_since(self, rev: int) -> list[NodeRow]:
         """Nodes changed since revision `rev`, as light rows in revision order."""
