@@ -43,7 +43,7 @@ class Campaign:
         self.session_start = time.monotonic()
         self.elapsed_before = float(store.meta("elapsed_s"))
         self.tree = SearchTree(store, spec)
-        self.lab = Lab(services, store, self.tree, say)
+        self.lab = Lab(services, store, self.tree, say, refresh=self.ablation.guarded)
         self.proposer = Proposer(self.tree, self.ablation, team)
         self.gate = Gate(self.tree, self.lab, self.ablation, team)
         self.scorer = Scorer(self.tree, lambda change: services.priors(self.context, change), self.unit_cost)

@@ -27,8 +27,10 @@ POINT_METRICS = ("output_throughput", "median_ttft_ms", "median_tpot_ms", "p99_t
 class Lab:
     """Starts and stops the campaign's server and measures it; every measurement lands in the store."""
 
-    def __init__(self, svc: Services, store: CampaignStore, tree: SearchTree, say: Callable[[str], None]) -> None:
+    def __init__(self, svc: Services, store: CampaignStore, tree: SearchTree, say: Callable[[str], None],
+                 refresh: bool = False) -> None:
         self.svc, self.store, self.tree, self.say = svc, store, tree, say
+        self.refresh = refresh  # a fresh reference repeat of the best each time it is restored
         self.spec = tree.spec
         self.server: ServerInfo | None = None
         self.serving: str | None = None  # the key of the configuration the server runs, once known healthy
@@ -73,6 +75,10 @@ class Lab:
                 if probe.healthy:
                     self.serves(best.config)
                     self.store.event("known_good_restored", best.id, attempt=attempt + 1)
+                    if self.refresh:
+                        # The reference rolls: one read of a fast or slow spell must not bias every later
+                        # comparison (a keep's fresh repeats that read 10% high sank 30 honest moves in a row).
+                        await self.repeat(best, f"n{best.id}-ref-{int(time.time() * 1000)}", kind="reference")
                     return
         self.store.add_alert("critical", "known_good_unhealthy", "the last known-good configuration does not come "
                              "back healthy; the campaign stops", {"node": best.id}, best.id, needs_human=True)

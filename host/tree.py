@@ -158,8 +158,9 @@ class SearchTree:
 
     # measurements ------------------------------------------------------------------------
     def reference(self, node: Node) -> list[Measurement]:
-        """What later candidates are compared with: the fresh repeats taken after a keep, else the primary ones."""
-        return self.store.reference(node.id)
+        """What later candidates are compared with: the last `baseline_repeats` fresh repeats of `node` (after its
+        keep and each restore), else its primary ones."""
+        return self.store.reference(node.id, self.spec.search.baseline_repeats)
 
     def reference_paths(self, node: Node) -> list[str]:
         """The benchmark files of `node`'s reference repeats."""

@@ -137,9 +137,13 @@ class StoreReader:
                             fingerprint=json.loads(r["fingerprint"]) if r["fingerprint"] else None, path=r["path"],
                             valid=bool(r["valid"]), created_at=r["created_at"]) for r in rows]
 
-    def reference(self, node: int) -> list[Measurement]:
-        """What a node's throughput is judged by: its fresh repeats taken after a keep, else its primary ones."""
-        return self.measurements(node, "reference") or self.measurements(node, "primary")
+    def reference(self, node: int, window: int | None = None) -> list[Measurement]:
+        """What a node's throughput is judged by: its fresh repeats taken after a keep and each time it was restored
+        (the baseline's own repeats first while it has fewer than two), the last `window` of them."""
+        rows = self.measurements(node, "reference")
+        if len(rows) < 2:
+            rows = self.measurements(node, "primary") + rows
+        return rows[-window:] if window else rows
 
     def throughput_history(self) -> list[float]:
         """Best output throughput after each evaluation, in evaluation order."""

@@ -248,6 +248,8 @@ def test_a_keep_is_judged_by_its_fresh_repeats_and_old_stores_migrate(tmp_path: 
     store.add_measurement(1, "reference", {"output_throughput": 92})
     assert [m.throughput for m in store.reference(1)] == [90, 92]
     assert [m.kind for m in store.measurements(1)] == ["primary", "reference", "reference"]
+    store.add_measurement(1, "reference", {"output_throughput": 95})  # a refresh when it was restored
+    assert [m.throughput for m in store.reference(1, window=2)] == [92, 95], "the reference rolls"
 
 
 def test_a_value_that_crashed_only_in_context_is_retried_not_ruled_out(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from arbor.host import policy
 from arbor.host.models import Ablation, Decision, FollowUp, Status
 from arbor.host.proposer import Proposer
+from arbor.host.report import build_report, render_markdown
 from arbor.host.scorer import Scorer
 from arbor.host.spec import parse_spec
 from arbor.host.store import CampaignStore
@@ -128,3 +129,21 @@ async def test_a_move_on_a_branch_must_make_up_the_gap_and_keeps_its_optimism(tm
     # Expected: the flat measurement; optimistic: the prior, since it was measured where gemm_tuning differed.
     assert terms.gain == pytest.approx(0.0) and terms.exploit < 0
     assert terms.bound == pytest.approx(0.8 * (1 + 0.2 * 0.5) - 1)
+
+
+def test_the_report_says_why_the_search_stopped_and_which_keeps_were_undone(tmp_path: Path) -> None:
+    t = Tree(tmp_path)
+    t.store.set_meta("spec", SPEC)
+    a = t.node(t.root.id, Status.KEPT, {"gemm_tuning": "tuned"}, {"gemm_tuning": "tuned"}, 125.0, 0.25)
+    b = t.node(t.root.id, Status.KEPT, {"attention_backend": "flash"}, {"attention_backend": "flash"}, 130.0, 0.04,
+               priors={"branch": True, "base": t.root.id})
+    t.store.set_meta("best_node", b.id)
+    t.store.event("keeps_undone", b.id, nodes=[a.id], titles=[a.title])
+    t.store.set_meta("stop_bound", 0.012)
+    t.store.event("stopping", None, reason="the tree's upper bound: the most any could gain is +1.2%")
+    report = build_report(t.store)
+    assert report["summary"]["stopped"].startswith("the tree's upper bound") and report["summary"]["stop_bound"]
+    assert report["keeps_undone"] == [{"node": b.id, "undone": [a.title]}]
+    text = render_markdown(report)
+    assert "Stopped: the tree's upper bound" in text and f"node {b.id} undid {a.title}" in text
+    assert [n["node"] for n in report["kept_path"]] == [t.root.id, b.id]
