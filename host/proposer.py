@@ -128,8 +128,10 @@ class Proposer:
         if not dead:
             return Stage(name="last_resort", dead=dead)
         still = {k: why for k, why in dead.items() if why in STILL_DEAD}
+        # Not deduplicated: a branch may hold the same configuration, queued from a base far below the best
+        # (whichever runs first, the other is pruned as measured).
         return Stage(name="last_resort", candidates=self.moves(base, still, {"last_resort": True}), dead=still,
-                     logged=True)
+                     dedupe=False, logged=True)
 
     # the queue -------------------------------------------------------------------------
     def screen(self, base: Node, dead: dict[str, DeadReason]) -> Screen:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from arbor.host.cli import app
+from arbor.host.models import EVALUATED
 from arbor.host.store import CampaignStore
 from tests.conftest import our_processes
 
@@ -74,9 +75,11 @@ def test_campaign_keeps_a_real_gain_reverts_a_loss_and_reports(tmp_path: Path, t
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
     store = CampaignStore(run_dir)
-    (kept,) = [n for n in store.nodes() if n.change == {"threads": 2}]
+    # Evaluated nodes only: the same move may also wait, or be pruned, on another branch of the tree.
+    measured = [n for n in store.nodes() if n.status in EVALUATED]
+    (kept,) = [n for n in measured if n.change == {"threads": 2}]
     # A loss the noise left unsettled is retested once, its repeats pooled: the last verdict is the final one.
-    *_, reverted = losses = [n for n in store.nodes() if n.change == {"parallel": 1}]
+    *_, reverted = losses = [n for n in measured if n.change == {"parallel": 1}]
     assert kept.status == "kept" and kept.gain_low > 0.2, kept
     assert all(n.status == "reverted" for n in losses) and reverted.gain_high < 0, losses
     assert store.meta("best_node") == kept.id
