@@ -106,8 +106,7 @@ class Scorer:
         """The counts every score of this step shares, taken once."""
         if self.step is None:
             done = self.tree.actions_done()
-            self.step = Step(len(done), Counter(n.category for n in done),
-                             Counter(self.tree.base_of(n) for n in done))
+            self.step = Step(len(done), Counter(n.category for n in done), self.tree.visit_counts())
         return self.step
 
     def new_step(self) -> None:

@@ -106,9 +106,13 @@ class SearchTree:
         mine, reference = self.mean_metric(node), self.mean_metric(root)
         return mine / reference if mine and reference else None
 
+    def visit_counts(self) -> Counter[int | None]:
+        """Evaluations made from each configuration, by node id: n[b] of the score."""
+        return Counter(self.base_of(n) for n in self.actions_done())
+
     def visits(self, node: Node) -> int:
-        """Evaluations made from `node`'s configuration: n[b] of the score."""
-        return sum(1 for n in self.actions_done() if self.base_of(n) == node.id)
+        """Evaluations made from `node`'s configuration."""
+        return self.visit_counts()[node.id]
 
     def branches(self, limit: int, exploration: float) -> list[Node]:
         """Measured configurations other than the best, most worth expanding first: UCB over branches.
@@ -120,14 +124,13 @@ class SearchTree:
         top = self.value(best)
         if not top or limit <= 0:
             return []
-        done = self.actions_done()
-        visits = Counter(self.base_of(n) for n in done)
+        total, visits = len(self.actions_done()), self.visit_counts()
         ranked = []
         for n in self.store.nodes():
             value = self.value(n)
             if n.id == best.id or value is None or n.depth >= self.spec.search.max_depth:
                 continue
-            bonus = exploration * math.sqrt(math.log(len(done) + 1) / (1 + visits[n.id]))
+            bonus = exploration * math.sqrt(math.log(total + 1) / (1 + visits[n.id]))
             ranked.append((value / top + bonus, n))
         return [n for _, n in sorted(ranked, key=lambda r: -r[0])[:limit]]
 
