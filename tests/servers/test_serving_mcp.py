@@ -9,11 +9,13 @@ from mcp import Client
 
 from arbor.servers.serving import create_server
 from arbor.tools.procs import group_members
+from arbor.tools.serving import metrics as prom
 from arbor.tools.serving.stack import StackSpec
 from tests.conftest import our_processes
 from tests.support.orphans import kill, orphan_group
 
 pytestmark = pytest.mark.anyio
+TELEMETRY = Path(__file__).parent.parent / "fixtures" / "telemetry"
 
 
 def serving(root: Path, stack: StackSpec | None = None, **more: StackSpec):
@@ -78,6 +80,9 @@ async def test_launch_status_probe_logs_metrics_telemetry_stop(llama_stack: Stac
         assert len(log["lines"]) == 5 and log["first_line"] > 1
         metrics = (await client.call_tool("scrape_metrics", {"server_id": "s1", "prefix": "llamacpp:"}))
         assert metrics.structured_content["key"]["llamacpp:tokens_predicted_total"] >= 1
+        # The fixture the parser is tested on is what this build exports: the same key readings, no KV gauge.
+        captured = prom.key_values(prom.parse((TELEMETRY / "llamacpp_metrics.txt").read_text()))
+        assert set(metrics.structured_content["key"]) == set(captured)
         assert all(s["name"].startswith("llamacpp:") for s in metrics.structured_content["samples"])
         tele = (await client.call_tool("read_telemetry", {"server_id": "s1"})).structured_content
         assert tele["process"]["pids"] == [info["pid"]] and tele["process"]["rss_bytes"] > 50_000_000

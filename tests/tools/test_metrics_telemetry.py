@@ -24,6 +24,26 @@ def test_prometheus_parse_and_key_values() -> None:
     assert key["vllm:kv_cache_usage_perc"] == 0.42
 
 
+
+def test_vllm_kv_cache_gauge_read_under_either_spelling() -> None:
+    # Before 0.9.2 only the old name: read under the current one, summed over the two engines.
+    old = metrics.key_values(metrics.parse((FIXTURES / "vllm_metrics_0_8.txt").read_text()))
+    assert old["vllm:kv_cache_usage_perc"] == 0.375 and "vllm:gpu_cache_usage_perc" not in old
+    # 0.9.2-0.10 export both spellings of one value: read once, never added up.
+    both = metrics.key_values(metrics.parse((FIXTURES / "vllm_metrics_0_10.txt").read_text()))
+    assert both["vllm:kv_cache_usage_perc"] == 0.61 and "vllm:gpu_cache_usage_perc" not in both
+    assert both["vllm:num_preemptions_total"] == 3.0 and "vllm:num_preemptions_created" not in both
+
+
+def test_llamacpp_kv_gauge_only_where_the_build_exports_it() -> None:
+    # Captured from the pinned llama-server build: no KV-cache gauge since llama.cpp#13660.
+    current = metrics.key_values(metrics.parse((FIXTURES / "llamacpp_metrics.txt").read_text()))
+    assert "llamacpp:kv_cache_usage_ratio" not in current
+    assert current["llamacpp:tokens_predicted_total"] == 8 and current["llamacpp:n_busy_slots_per_decode"] == 1
+    older = metrics.key_values(metrics.parse((FIXTURES / "llamacpp_metrics_old.txt").read_text()))
+    assert older["llamacpp:kv_cache_usage_ratio"] == 0.0263672 and older["llamacpp:requests_processing"] == 1
+    assert "llamacpp:n_decode_total" not in older, "a build without the counter is read without it"
+
 def test_nvidia_smi_rows() -> None:
     gpus = telemetry.parse_nvidia_smi((FIXTURES / "nvidia_smi.csv").read_text())
     assert [g.index for g in gpus] == [0, 1]

@@ -10,14 +10,26 @@ from pydantic import BaseModel
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
-# The gauges and counters a performance engineer looks at first, per stack.
+# Which engine versions export which name (read from the engines' own sources):
+# - vLLM's KV-cache gauge: `vllm:gpu_cache_usage_perc` alone before 0.9.2; both spellings in 0.9.2-0.10
+#   (vllm-project/vllm#18354 added `vllm:kv_cache_usage_perc` and deprecated the old one); only the new one
+#   from 0.11 (the old one hidden unless --show-hidden-metrics-for-version=0.10, #24245); the old one
+#   removed from 0.12 (#29330). Both are read; the new one wins when a version exports both.
+# - llama.cpp's llama-server: `llamacpp:kv_cache_usage_ratio` and `llamacpp:kv_cache_tokens` were removed
+#   from /metrics by ggml-org/llama.cpp#13660 (May 2025); later builds, the pinned llama-cpp-python 0.3.36
+#   sources among them, export no KV-cache gauge at all. Older builds' gauge is still read when present.
+# No reading below is required: a name an engine version does not export is simply absent from the result.
+RENAMED = {"vllm:gpu_cache_usage_perc": "vllm:kv_cache_usage_perc"}  # older spelling -> current one
+
+# The gauges and counters a performance engineer looks at first, per stack (current spellings).
 KEY_METRICS = (
     "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-    "vllm:gpu_cache_usage_perc", "vllm:num_preemptions_total", "vllm:generation_tokens_total",
+    "vllm:num_preemptions_total", "vllm:generation_tokens_total",
     "sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage", "sglang:gen_throughput",
     "llamacpp:requests_processing", "llamacpp:requests_deferred", "llamacpp:tokens_predicted_total",
     "llamacpp:prompt_tokens_total", "llamacpp:predicted_tokens_seconds", "llamacpp:prompt_tokens_seconds",
-    "llamacpp:kv_cache_usage_ratio", "llamacpp:n_decode_total", "llamacpp:n_busy_slots_per_decode",
+    "llamacpp:n_decode_total", "llamacpp:n_busy_slots_per_decode",
+    "llamacpp:kv_cache_usage_ratio",  # builds before llama.cpp#13660 only
 )
 
 
@@ -50,12 +62,16 @@ def parse(text: str) -> list[Sample]:
 
 
 def key_values(samples: list[Sample]) -> dict[str, float]:
-    """Sum of each key metric across label sets (several engines or GPUs add up)."""
-    out: dict[str, float] = {}
+    """Sum of each key metric across label sets (several engines or GPUs add up), under its current name."""
+    current: dict[str, float] = {}
+    older: dict[str, float] = {}
     for sample in samples:
         if sample.name in KEY_METRICS:
-            out[sample.name] = out.get(sample.name, 0.0) + sample.value
-    return out
+            current[sample.name] = current.get(sample.name, 0.0) + sample.value
+        elif sample.name in RENAMED:
+            older[RENAMED[sample.name]] = older.get(RENAMED[sample.name], 0.0) + sample.value
+    # A version exporting both spellings reports one value twice: adding them would double it.
+    return older | current
 
 
 async def scrape(base_url: str, timeout_s: float = 10.0) -> list[Sample]:
