@@ -160,15 +160,17 @@ async def test_profiling_off_without_the_directory(tmp_path: Path, monkeypatch: 
     assert response.status_code == 404 and "VLLM_TORCH_PROFILER_DIR" in response.text
 
 
-def test_noise_is_seeded() -> None:
+def test_noise_is_seeded_per_start() -> None:
     s = scenario("layered")
     b = behaviour(s, {})
 
-    def draws(seed: int) -> list[float]:
-        engine = Engine(s, b, seed, "m")
+    def draws(seed: int, start: int) -> list[float]:
+        engine = Engine(s, b, seed, "m", start)
         return [engine.rng.gauss(1, 1) for _ in range(5)]
 
-    assert draws(3) == draws(3) and draws(3) != draws(4)
+    assert draws(3, 1) == draws(3, 1) and draws(3, 1) != draws(4, 1)
+    assert draws(3, 1) != draws(3, 2), "a restart does not replay the noise of the last start"
+
 
 
 async def test_many_streams_share_the_rate(tmp_path: Path) -> None:

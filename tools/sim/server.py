@@ -54,9 +54,12 @@ WINDOW_S = 1.0  # the slow noise component is redrawn this often
 class Engine:
     """Token pacing, outputs and the trace of one simulated server."""
 
-    def __init__(self, scenario: Scenario, b: Behaviour, seed: int, model: str) -> None:
+    def __init__(self, scenario: Scenario, b: Behaviour, seed: int, model: str, start: int = 0) -> None:
         self.s, self.b, self.model = scenario, b, model
-        self.rng = random.Random(seed)
+        # Each start draws its own noise: a machine's noise does not replay itself after a restart. With one
+        # stream per seed, the n-th repeat after every start read the same factor, so configurations measured
+        # once each shared their noise (it cancelled) and repeats compared across starts carried a fixed bias.
+        self.rng = random.Random(f"{seed}:{start}")
         self.active = 0
         self.generated = 0
         self.window = (-1, 1.0)
@@ -269,7 +272,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Scenario, dict[str,
         first.error(str(exc))
     parser = argparse.ArgumentParser(prog="arbor-sim", description=f"simulated stack: {s.description}")
     parser.add_argument("--scenario", required=True, help=f"one of {sorted(scenarios())}, or gen-<seed>")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the measurement noise")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the noise (with a nonce per start)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--served-model-name", default=f"sim-{s.name}")
@@ -323,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        asyncio.run(serve(args, Engine(s, b, args.seed, args.served_model_name)))
+        asyncio.run(serve(args, Engine(s, b, args.seed, args.served_model_name, time.time_ns() ^ os.getpid())))
     except KeyboardInterrupt:
         pass
 
