@@ -8,13 +8,13 @@ import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple, get_args
 
 from pydantic import BaseModel
 
 FailureKind = Literal[
     "gpu_memory_fault", "gpu_xid", "oom", "nccl", "port_in_use", "unknown_flag", "model_not_found",
-    "engine_dead", "hang", "segfault", "abort", "killed", "exited", "timeout", "unknown",
+    "engine_dead", "hang", "segfault", "abort", "nccl_warning", "killed", "exited", "timeout", "unknown",
 ]
 Phase = Literal["launch", "ready", "running"]
 
@@ -48,11 +48,35 @@ class Failure(BaseModel):
     log_path: str | None = None
 
 
+class Signature(NamedTuple):
+    """One table of signatures.toml: the lines that show a failure kind, and those that never do."""
+
+    kind: FailureKind
+    summary: str
+    patterns: list[re.Pattern[str]]
+    exclude: list[re.Pattern[str]]
+    weak: bool
+
+
+class Match(NamedTuple):
+    """A failure kind found in a log, with its summary and the lines that show it."""
+
+    kind: FailureKind
+    summary: str
+    evidence: list[LogLine]
+    weak: bool
+
+
 @cache
-def _signatures() -> list[tuple[FailureKind, str, list[re.Pattern[str]]]]:
+def _signatures() -> list[Signature]:
     text = resources.files(__package__).joinpath("signatures.toml").read_text()
-    return [(s["kind"], s["summary"], [re.compile(p) for p in s["patterns"]])
-            for s in tomllib.loads(text)["signature"]]
+    tables = tomllib.loads(text)["signature"]
+    for table in tables:
+        if table["kind"] not in get_args(FailureKind):
+            raise ValueError(f"signatures.toml: kind {table['kind']!r} is not one of {get_args(FailureKind)}")
+    return [Signature(s["kind"], s["summary"], [re.compile(p) for p in s["patterns"]],
+                      [re.compile(p) for p in s.get("exclude", [])], bool(s.get("weak", False)))
+            for s in tables]
 
 
 def read_log_tail(path: Path | None) -> tuple[int, list[str]]:
@@ -89,15 +113,21 @@ def read_log_tail(path: Path | None) -> tuple[int, list[str]]:
     return first, lines
 
 
-def match_signatures(lines: list[str], first: int = 1) -> list[tuple[FailureKind, str, list[LogLine]]]:
+def match_signatures(lines: list[str], first: int = 1) -> list[Match]:
     """Every signature kind found in `lines`, in priority order, with the lines that matched."""
-    found = []
-    for kind, summary, patterns in _signatures():
-        hits = [LogLine(line=first + i, text=line.strip()[:500])
-                for i, line in enumerate(lines) if any(p.search(line) for p in patterns)]
-        if hits:
-            found.append((kind, summary, hits[:MAX_EVIDENCE]))
-    return found
+    found: dict[FailureKind, Match] = {}
+    for sig in _signatures():
+        hits = [LogLine(line=first + i, text=line.strip()[:500]) for i, line in enumerate(lines)
+                if any(p.search(line) for p in sig.patterns) and not any(p.search(line) for p in sig.exclude)]
+        if not hits:
+            continue
+        if sig.kind in found:  # a later table of a kind already found adds its lines, not a rank
+            earlier = found[sig.kind]
+            merged = sorted({h.line: h for h in earlier.evidence + hits}.values(), key=lambda h: h.line)
+            found[sig.kind] = earlier._replace(evidence=merged[:MAX_EVIDENCE])
+        else:
+            found[sig.kind] = Match(sig.kind, sig.summary, hits[:MAX_EVIDENCE], sig.weak)
+    return list(found.values())
 
 
 def signal_name(code: int | None) -> str | None:
@@ -112,20 +142,25 @@ def signal_name(code: int | None) -> str | None:
 
 def classify(log_path: Path | None, returncode: int | None, phase: Phase,
              fallback: FailureKind | None = None, detail: str = "") -> Failure:
-    """Name the failure: a log signature first, else the exit signal, else `fallback` or a plain exit."""
+    """Name the failure: a log signature first, else the exit signal, else `fallback`, a weak signature or the exit."""
     first, lines = read_log_tail(log_path)
     matches = match_signatures(lines, first)
     sig = signal_name(returncode)
     exit_code = returncode if returncode is not None and returncode >= 0 else None
-    if matches:
-        kind, summary, evidence = matches[0]
-        also = [m[0] for m in matches[1:]]
+    signal_kind = SIGNAL_KINDS.get(-returncode) if returncode is not None and returncode < 0 else None
+    strong = [m for m in matches if not m.weak]
+    named: Match | None = strong[0] if strong else None
+    if named is None and matches and signal_kind is None and fallback is None:
+        named = matches[0]  # a weak match (an NCCL WARN) says less than a death by signal or the caller's finding
+    if named is not None:
+        kind, summary, evidence = named.kind, named.summary, named.evidence
+        also = [m.kind for m in matches if m is not named]
     else:
         evidence = [LogLine(line=first + i, text=t.strip()[:500])
                     for i, t in list(enumerate(lines))[-MAX_EVIDENCE:] if t.strip()]
-        also = []
-        if returncode is not None and returncode < 0 and -returncode in SIGNAL_KINDS:
-            kind = SIGNAL_KINDS[-returncode]
+        also = [m.kind for m in matches]
+        if signal_kind is not None:
+            kind = signal_kind
             summary = f"killed by {sig}" if kind == "killed" else f"{kind} ({sig})"
         elif fallback is not None:
             kind, summary = fallback, fallback
