@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import ArborError
@@ -38,7 +38,15 @@ def merge(rows: Iterable[Raw]) -> list[Raw]:
     return list(merged.values())
 
 
-def build_profile(rows: Iterable[Raw], tool: str, **meta: object) -> Profile:
+Classify = Callable[[str, str | None], str]
+
+
+def by_name(name: str, module: str | None) -> str:
+    """The category from the name patterns, with the shared object's name where the tool reports one."""
+    return categorize(name if module is None else f"{name} {module}")
+
+
+def build_profile(rows: Iterable[Raw], tool: str, classify: Classify = by_name, **meta: object) -> Profile:
     """A Profile with shares of the total, per-category shares and the names no pattern knew."""
     merged = merge(rows)
     total = sum(r.total_ns for r in merged)
@@ -46,7 +54,7 @@ def build_profile(rows: Iterable[Raw], tool: str, **meta: object) -> Profile:
     categories: dict[str, float] = {}
     for row in sorted(merged, key=lambda r: r.total_ns, reverse=True):
         share = row.total_ns / total if total > 0 else 0.0
-        category = categorize(row.name if row.module is None else f"{row.name} {row.module}")
+        category = classify(row.name, row.module)
         avg = row.total_ns / row.calls if row.calls else None
         kernels.append(KernelStat(name=row.name, calls=row.calls, total_ns=row.total_ns, avg_ns=avg, share=share,
                                   category=category, module=row.module))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+# omp_spin: threads busy-waiting in the OpenMP runtime (perf only, by shared object and symbol, see perf.py).
 CATEGORIES = ("attention", "gemm", "moe", "communication", "norm_elementwise", "memcpy", "sampling", "host_idle",
-              "unknown")
+              "omp_spin", "unknown")
 
 
 class KernelStat(BaseModel):

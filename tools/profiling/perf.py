@@ -8,11 +8,25 @@ import subprocess
 import time
 from pathlib import Path
 
-from .build import ProfileError, Raw, build_profile
+from .build import ProfileError, Raw, build_profile, by_name
 from .models import Profile
 
 SEP = "\x1f"  # never in a symbol name, unlike "|" (C++ operator|)
 FREQ_HZ = 999
+
+# Threads spinning in the OpenMP runtime's barriers and waits are not idle: OMP_WAIT_POLICY, GOMP_SPINCOUNT
+# and the thread count move that time, so it is its own category rather than host_idle. On a llama.cpp
+# CPU build (ggml links libgomp) it can be most of the samples.
+OMP_SPIN = "omp_spin"
+# The runtimes' shared objects as perf names them: GNU libgomp (wheels vendor it as libgomp-<hash>.so.1),
+# LLVM libomp, Intel libiomp5. Without their debug symbols perf shows bare addresses in them, so the
+# shared object decides; nearly all the time sampled inside one is spent waiting at a barrier.
+_OMP_DSO = re.compile(r"^lib(?:gomp|omp|iomp5)(?:-[0-9a-f]+)?\.so(?:\.\d+)*$")
+# Their wait loops by symbol, for a runtime linked into the binary itself: libgomp's barrier waits, the
+# LLVM/Intel __kmp waits and barriers. libgomp's do_spin/do_wait count only inside its own shared object:
+# the kernel has a do_wait (wait4) of its own.
+_OMP_WAIT = re.compile(r"^(?:GOMP_barrier|gomp_(?:team_)?barrier_wait|__kmp_(?:wait|yield|hyper_barrier|"
+                       r"fork_barrier|join_barrier|barrier|execute_tasks)|__kmpc_barrier|kmp_flag)")
 
 
 def version() -> str | None:
@@ -72,6 +86,18 @@ def parse_report(text: str, source: str = "perf report") -> list[Raw]:
     return rows
 
 
+def is_openmp_wait(symbol: str, dso: str | None) -> bool:
+    """Whether a sample is a thread waiting in an OpenMP runtime, by shared object, else by symbol."""
+    if dso is None or dso.startswith("["):  # [kernel.kallsyms], [vdso], [unknown]: never the runtime
+        return False
+    return bool(_OMP_DSO.match(dso.rsplit("/", 1)[-1]) or _OMP_WAIT.match(symbol))
+
+
+def category(symbol: str, dso: str | None) -> str:
+    """The category of one perf row: OpenMP spin-wait first, then the name patterns."""
+    return OMP_SPIN if is_openmp_wait(symbol, dso) else by_name(symbol, dso)
+
+
 def report(data: Path, window_s: float | None = None) -> Profile:
     """Self time per (symbol, shared object) from a perf.data file."""
     if shutil.which("perf") is None:
@@ -81,14 +107,19 @@ def report(data: Path, window_s: float | None = None) -> Profile:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise ProfileError(f"perf report failed on {data}: {done.stderr.strip()[-300:]}")
-    rows = parse_report(done.stdout, str(data))
-    if not rows:
-        raise ProfileError(f"{data}: no samples (was the process busy during the window?)")
     header = _header(data)
     if window_s is None and "sample duration" in header:
         window_s = float(header["sample duration"].split()[0]) / 1000.0
-    profile = build_profile(rows, "perf", tool_version=header.get("perf version"), window_s=window_s,
-                            source=[str(data)], samples=sum(r.calls or 0 for r in rows))
+    return from_report(done.stdout, str(data), header.get("perf version"), window_s)
+
+
+def from_report(text: str, source: str, tool_version: str | None = None, window_s: float | None = None) -> Profile:
+    """A Profile from `perf report` text in the form `report` asks for (see `parse_report`)."""
+    rows = parse_report(text, source)
+    if not rows:
+        raise ProfileError(f"{source}: no samples (was the process busy during the window?)")
+    profile = build_profile(rows, "perf", category, tool_version=tool_version, window_s=window_s, source=[source],
+                            samples=sum(r.calls or 0 for r in rows))
     # Sampling cannot count calls: what we summed were samples, which the schema keeps out of `calls`.
     for kernel in profile.kernels:
         kernel.calls, kernel.avg_ns = None, None
