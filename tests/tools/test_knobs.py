@@ -38,6 +38,9 @@ def test_render_styles() -> None:
     ("parallel", 1.5, "integer"),
     ("flash_attn", "maybe", "one of"),
     ("cont_batching", "yes", "true or false"),
+    ("omp_wait_policy", "SPIN", "one of"),
+    ("gomp_spincount", -1, ">= 0"),
+    ("gomp_spincount", "INFINITE", "integer"),
 ])
 def test_bad_values_name_the_knob(name: str, value: object, message: str) -> None:
     with pytest.raises(InputError, match=message) as caught:
@@ -52,6 +55,18 @@ def test_resolve_is_all_or_nothing() -> None:
     argv, env = resolve(knobs, {"threads": 2, "parallel": 4})
     assert argv == ["--parallel", "4", "--threads", "2"] and env == {}
 
+
+
+def test_openmp_knobs_are_environment_of_the_server() -> None:
+    # The OpenMP runtime reads them at process start: they go into the server's environment, not its argv.
+    llama = catalogue("llamacpp")
+    assert {llama["omp_wait_policy"].layer, llama["gomp_spincount"].layer} == {"openmp"}
+    assert llama["omp_wait_policy"].choices == ["PASSIVE", "ACTIVE"]
+    spec = StackSpec(kind="llamacpp", binary="/opt/llama-server", model="/m.gguf", env={"HOME": "/h"})
+    argv, env = build_command(spec, {"omp_wait_policy": "PASSIVE", "gomp_spincount": 30000000000, "threads": 2},
+                              9000)
+    assert argv[-2:] == ["--threads", "2"] and "PASSIVE" not in argv
+    assert env == {"HOME": "/h", "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000000000"}
 
 def test_knob_definition_is_checked() -> None:
     with pytest.raises(ValidationError, match="exactly one of flag or env"):
