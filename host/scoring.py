@@ -31,6 +31,7 @@ LAYER_TARGETS = {
     "sampling": ("sampling",),
     "kernels": ("gemm", "attention"),
     "graph": ("host_idle", "norm_elementwise"),
+    "openmp": ("omp_spin",),  # OMP_WAIT_POLICY, GOMP_SPINCOUNT: what idle threads do between parallel regions
 }
 
 

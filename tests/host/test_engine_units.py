@@ -110,6 +110,8 @@ def test_score_terms() -> None:
         pytest.approx(1 / 3)
     assert time_share("scheduler", None) == 1.0
     assert time_share("graph", {"host_idle": 0.1, "norm_elementwise": 0.05, "gemm": 0.85}) == pytest.approx(0.15)
+    # OpenMP threads spinning at a barrier are the lever of the openmp knobs, not idle time.
+    assert time_share("openmp", {"omp_spin": 0.89, "gemm": 0.11}) == pytest.approx(0.89)
 
 
 def test_critic_rules() -> None:
