@@ -8,6 +8,7 @@ from statistics import fmean, pstdev
 
 from pydantic import BaseModel, Field
 
+from arbor.tools.bench.lengths import LengthReport
 from arbor.tools.bench.models import BenchResult
 
 from .models import Finding
@@ -27,8 +28,12 @@ class Verdict(BaseModel):
 
 
 def check_result(spec: CampaignSpec, result: BenchResult, baseline_fingerprint: dict[str, object] | None,
-                 path: str) -> Verdict:
-    """Integrity of one benchmark result: same workload as the baseline, concurrency reached, lengths as asked."""
+                 path: str, lengths: LengthReport | None = None) -> Verdict:
+    """Integrity of one benchmark result: same workload as the baseline, concurrency reached, the baseline's lengths.
+
+    `lengths` judges the result's per-prompt lengths against the baseline's for the same prompts; without it
+    only the asked lengths are known, and a model that ends on its end-of-sequence token early fails them.
+    """
     verdict = Verdict()
     evidence = {"result": path}
     if baseline_fingerprint is not None and result.fingerprint != baseline_fingerprint:
@@ -44,10 +49,17 @@ def check_result(spec: CampaignSpec, result: BenchResult, baseline_fingerprint: 
                                         message=f"only {result.max_concurrent_requests} requests were in flight, "
                                                 f"{wanted} were asked; re-test", evidence=evidence))
         verdict.stable, verdict.retest = False, True
-    if not result.lengths_ok:
-        verdict.findings.append(Finding(severity="warning", kind="length_drift",
-                                        message=f"lengths drifted: input {result.input_len_check.model_dump()}, output "
-                                                f"{result.output_len_check.model_dump()}; re-test", evidence=evidence))
+    if lengths is not None and lengths.drifts:
+        drifts = lengths.drifts
+        verdict.findings.append(Finding(
+            severity="warning", kind="length_drift", evidence=evidence | {"drifts": [d.model_dump() for d in drifts]},
+            message=f"lengths drifted from the baseline's for the same prompts: {'; '.join(d.message for d in drifts)}"
+                    "; re-test"))
+        verdict.stable, verdict.retest = False, True
+    elif lengths is None and not result.lengths_ok:
+        asked = f"input {result.input_len_check.model_dump()}, output {result.output_len_check.model_dump()}"
+        verdict.findings.append(Finding(severity="warning", kind="length_drift", evidence=evidence,
+                                        message=f"lengths drifted from the asked ones: {asked}; re-test"))
         verdict.stable, verdict.retest = False, True
     done = result.completed / max(1, result.completed + result.failed)
     if done < spec.gates.min_completion_rate:

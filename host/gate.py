@@ -92,7 +92,11 @@ class Gate:
         while len(paths) < limit:
             result, path = await self.lab.repeat(node, f"n{node.id}-r{len(paths) + retests + 1}")
             # Without the Critic nobody checks a measurement's integrity: comparisons take flawed ones as they come.
-            verdict = critic.check_result(spec, result, base_fingerprint, path) if guarded else critic.Verdict()
+            verdict = critic.Verdict()
+            if guarded:
+                # Lengths are judged against the reference's for the same prompts, not against what was asked.
+                lengths = await self.lab.svc.check_lengths(base_paths, path) if base_paths else None
+                verdict = critic.check_result(spec, result, base_fingerprint, path, lengths)
             trial.findings += verdict.findings
             if verdict.retest:
                 self.lab.set_aside(node, verdict.findings[0].message)

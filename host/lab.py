@@ -90,6 +90,11 @@ class Lab:
         result, path = await self.svc.bench(self.running().base_url, self.tree.workload(), label)
         metrics = {k: getattr(result, k) for k in POINT_METRICS}
         self.store.add_measurement(node.id, kind, metrics, path, result.fingerprint)
+        check = result.input_len_check
+        if not check.verified and not any(a.kind == "lengths_unverified" for a in self.store.alerts()):
+            # Said once: no tokenizer is a property of the server, not a fault of any candidate.
+            self.store.add_alert("info", "lengths_unverified", f"{check.note}; the Critic judges every candidate's "
+                                 "lengths against the baseline's for the same prompts", {"result": path}, node.id)
         return result, path
 
     def set_aside(self, node: Node, why: str) -> None:

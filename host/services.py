@@ -23,6 +23,7 @@ from arbor.servers.bench import BenchRun, ParitySaved, SweepRun
 from arbor.servers.kb import Distilled
 from arbor.servers.profiler import SavedLive
 from arbor.servers.serving import LaunchOutcome, ProbeOutcome, ServerList
+from arbor.tools.bench.lengths import LengthReport
 from arbor.tools.bench.models import BenchResult, Comparison
 from arbor.tools.bench.parity import ParityReport
 from arbor.tools.profiling.models import ProfileDiff
@@ -172,6 +173,11 @@ class Services:
         return await call_as(self.bench_client, "compare_results", {
             "baseline": baseline, "candidate": candidate, "metric": "output_throughput", "confidence": confidence,
             "allow_flawed": allow_flawed}, Comparison)
+
+    async def check_lengths(self, baseline: list[str], candidate: str) -> LengthReport:
+        """A candidate repeat's per-prompt lengths against the baseline's for the same seeded prompts."""
+        return await call_as(self.bench_client, "check_lengths", {"baseline": baseline, "candidate": candidate},
+                             LengthReport)
 
     async def sweep(self, base_url: str, workload: dict[str, Any], concurrencies: list[int], per: int,
                     minimum: int, label: str) -> SweepRun:

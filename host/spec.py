@@ -68,12 +68,15 @@ class Workload(BaseModel):
     seed: int = Field(0, ge=0)
     warmup: int = Field(1, ge=0, le=1000)
     endpoint: Literal["completions", "chat"] = "completions"
+    tokenizer: str | None = Field(None, description="the model's tokenizer.json (or its folder), to cut prompts "
+                                                    "when the server has no /tokenize and /detokenize")
 
     def bench(self, model: str) -> dict[str, Any]:
         """The benchmark tools' workload at the primary point, sent to `model`."""
+        local = {"tokenizer": self.tokenizer} if self.tokenizer else {}
         return {"model": model, "endpoint": self.endpoint, "input_len": self.input_len, "output_len": self.output_len,
                 "max_concurrency": self.concurrency, "num_prompts": self.num_prompts, "seed": self.seed,
-                "warmup": self.warmup}
+                "warmup": self.warmup} | local
 
     @model_validator(mode="after")
     def _positive(self) -> Workload:

@@ -12,9 +12,10 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from arbor.servers.common import Progress, serve, tool, transport_args
-from arbor.tools.bench import files, lmeval, parity
+from arbor.tools.bench import files, lengths, lmeval, parity
 from arbor.tools.bench.client import run_benchmark
 from arbor.tools.bench.compare import compare
+from arbor.tools.bench.lengths import LengthReport
 from arbor.tools.bench.models import BenchResult, Comparison, Sweep, Workload
 from arbor.tools.bench.sweep import sweep
 from arbor.tools.errors import BenchError
@@ -63,7 +64,8 @@ class CompareInput(BaseModel):
     candidate: list[str] = Field(min_length=1)
     metric: str = "output_throughput"
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    allow_flawed: bool = Field(False, description="compare even results with failed requests or length drift")
+    allow_flawed: bool = Field(False, description="compare even results with failed requests or lengths unlike the "
+                                                  "baseline's for the same prompts")
 
     @field_validator("metric")
     @classmethod
@@ -71,6 +73,12 @@ class CompareInput(BaseModel):
         if value not in NUMERIC_METRICS:
             raise ValueError(f"unknown metric {value!r}; one of {NUMERIC_METRICS}")
         return value
+
+
+class LengthsInput(BaseModel):
+    model_config = Strict
+    baseline: list[str] = Field(min_length=1, description="the baseline's result files (inside the runs root)")
+    candidate: str = Field(min_length=1, description="one candidate result file of the same workload")
 
 
 class ParityCollectInput(BaseModel):
@@ -168,6 +176,12 @@ def create_server(root: Path | None = None, allow_hosts: set[str] | None = None)
         base = [files.load(contained(root, p)) for p in args.baseline]
         cand = [files.load(contained(root, p)) for p in args.candidate]
         return compare(base, cand, args.metric, args.confidence, args.allow_flawed)
+
+    @tool(server, LengthsInput)
+    async def check_lengths(args: LengthsInput, ctx: Context) -> LengthReport:
+        """A candidate's per-prompt input/output lengths against the baseline's for the same seeded prompts."""
+        base = [files.load(contained(root, p)) for p in args.baseline]
+        return lengths.report(base, files.load(contained(root, args.candidate)))
 
     @tool(server, ParityCollectInput)
     async def parity_collect(args: ParityCollectInput, ctx: Context) -> ParitySaved:

@@ -162,8 +162,8 @@ async def _arrivals(workload: Workload) -> list[float]:
 
 
 async def collect_records(base_url: str, workload: Workload, prompts: list[Prompt] | None = None,
-                          progress: Progress | None = None) -> tuple[list[RequestRecord], int, bool]:
-    """Offer `workload` and return (per-request records, peak requests in flight, prompts verified)."""
+                          progress: Progress | None = None) -> tuple[list[RequestRecord], int, list[Prompt]]:
+    """Offer `workload` and return (per-request records, peak requests in flight, the measured prompts)."""
     try:
         endpoint = Endpoint(endpoint_url(base_url, workload))
     except ValueError as exc:
@@ -174,9 +174,9 @@ async def collect_records(base_url: str, workload: Workload, prompts: list[Promp
                 # Warm-up gets prompts of its own: reusing a measured prompt would warm its cache.
                 prompts = await build_prompts(client, base_url, workload.model, workload.input_len,
                                               workload.num_prompts + workload.warmup, workload.seed,
-                                              workload.unique_prompts)
+                                              workload.unique_prompts, workload.tokenizer)
                 warm, prompts = prompts[workload.num_prompts:], prompts[: workload.num_prompts]
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, BenchError) as exc:
                 raise BenchError(f"cannot prepare prompts against {base_url}: {exc}") from exc
         else:
             warm = prompts[workload.num_prompts:]
@@ -213,12 +213,14 @@ async def collect_records(base_url: str, workload: Workload, prompts: list[Promp
             return record
 
         records = await asyncio.gather(*(one(i) for i in range(workload.num_prompts)))
-    return list(records), peak, all(p.verified for p in prompts[: workload.num_prompts])
+    return list(records), peak, prompts[: workload.num_prompts]
 
 
 async def run_benchmark(base_url: str, workload: Workload, *, prompts: list[Prompt] | None = None,
                         progress: Progress | None = None) -> BenchResult:
     """Offer `workload` to the server at `base_url` and measure every request."""
-    records, peak, verified = await collect_records(base_url, workload, prompts, progress)
-    return summarize(records, workload=workload, base_url=base_url, max_concurrent=peak, verified_input=verified,
+    records, peak, measured = await collect_records(base_url, workload, prompts, progress)
+    notes = sorted({p.note for p in measured if p.note})
+    return summarize(records, workload=workload, base_url=base_url, max_concurrent=peak,
+                     verified_input=all(p.verified for p in measured), input_note="; ".join(notes),
                      date=datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))

@@ -7,6 +7,7 @@ from statistics import fmean
 
 from ..errors import BenchError, FingerprintMismatch
 from ..stats import pooled_interval
+from .lengths import result_drifts
 from .models import BenchResult, Comparison, ParetoPoint
 
 
@@ -37,15 +38,19 @@ def _metric(result: BenchResult, metric: str) -> float:
     return float(value)
 
 
-def flaws(result: BenchResult) -> list[str]:
-    """Why a result is not a clean measurement: failed requests, lengths other than asked."""
+def flaws(result: BenchResult, baseline: list[BenchResult] | None = None) -> list[str]:
+    """Why a result is not a clean measurement: failed requests, lengths unlike the baseline's for the same prompts.
+
+    Lengths are judged against the baseline's, not against what was asked: a model that ends on its
+    end-of-sequence token early does so at the baseline too.
+    """
     found = []
     if result.failed:
         found.append(f"{result.failed} failed request(s)")
-    if not result.lengths_ok:
-        found.append("input/output lengths drifted from the workload")
     if result.completed == 0:
         found.append("no completed request")
+    if baseline and (drifted := result_drifts(baseline, result)):
+        found.append("lengths unlike the baseline's for the same prompts: " + "; ".join(d.message for d in drifted))
     return found
 
 
@@ -53,16 +58,16 @@ def compare(baseline: list[BenchResult], candidate: list[BenchResult], metric: s
             confidence: float = 0.95, allow_flawed: bool = False) -> Comparison:
     """Relative change of `metric`, with a pooled-variance t interval on the log ratio when both sides have repeats.
 
-    Refuses different workloads always, and flawed results (failures, length drift) unless
-    `allow_flawed`: a candidate that drops requests can look faster than it is.
+    Refuses different workloads always, and flawed results (failures, lengths unlike the baseline's)
+    unless `allow_flawed`: a candidate that drops requests or shortens them can look faster than it is.
     """
     if not baseline or not candidate:
         raise BenchError("both sides need at least one result")
     fingerprint = check_same_workload([*baseline, *candidate])
     if not allow_flawed:
-        for side, results in (("baseline", baseline), ("candidate", candidate)):
+        for side, results, reference in (("baseline", baseline, None), ("candidate", candidate, baseline)):
             for i, result in enumerate(results):
-                if found := flaws(result):
+                if found := flaws(result, reference):
                     raise BenchError(f"{side} result {i + 1} is not a clean measurement ({'; '.join(found)}); "
                                      "pass allow_flawed to compare anyway")
     base = [_metric(r, metric) for r in baseline]

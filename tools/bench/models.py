@@ -31,6 +31,9 @@ class Workload(BaseModel):
     unique_prompts: bool = Field(True, description="start every prompt with a fresh tag so no request hits the"
                                  " prefix cache of an earlier one; false to measure prefix caching")
     num_gpus: int = Field(1, ge=1, le=4096, description="devices serving, for per-GPU throughput")
+    tokenizer: str | None = Field(None, max_length=4096,
+                                  description="a tokenizer.json (or the model folder holding one) that counts prompt "
+                                              "tokens when the server has no /tokenize and /detokenize")
     request_timeout_s: float = Field(600.0, gt=0, le=86_400)
 
     @model_validator(mode="after")
@@ -65,7 +68,7 @@ class RequestRecord(BaseModel):
 
 
 class LengthCheck(BaseModel):
-    """Did the requests get the lengths asked for."""
+    """Did the requests get the lengths asked for; comparisons judge them against a baseline's (bench.lengths)."""
 
     expected: int
     min: int | None = None
@@ -73,6 +76,8 @@ class LengthCheck(BaseModel):
     mean: float | None = None
     mismatched: int = 0
     source: Literal["server", "client", "none"] = "none"
+    verified: bool = Field(True, description="false when the prompts could not be cut to an exact token count")
+    note: str = ""
 
     @property
     def drifted(self) -> bool:
@@ -129,7 +134,8 @@ class BenchResult(BaseModel):
     p99_e2el_ms: float | None = None
     input_len_check: LengthCheck
     output_len_check: LengthCheck
-    lengths_ok: bool
+    lengths_ok: bool = Field(description="every request got the lengths asked; outputs that end on EOS first do not, "
+                                         "so comparisons judge lengths against the baseline's (bench.lengths)")
     input_lens: list[int]
     output_lens: list[int]
     ttfts: list[float | None]

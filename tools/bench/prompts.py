@@ -1,4 +1,4 @@
-"""Seeded prompts of an exact token length, counted by the server's own tokenizer where it has one."""
+"""Seeded prompts of an exact token length, counted by the server's own tokenizer or a local one where there is one."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
+
+from ..errors import BenchError
+from .local_tokenizer import load_local
 
 # Common English words: natural text tokenizes like real prompts do, unlike random characters.
 WORDS = """the of and to in is was that for on as with by he at from his an were are which this be
@@ -26,11 +30,32 @@ garden winter summer morning evening bridge forest island valley mountain letter
 
 @dataclass(frozen=True)
 class Prompt:
-    """A prompt and its length in tokens; `verified` when the server's tokenizer counted it."""
+    """A prompt and its length in tokens; `verified` when a tokenizer counted it, `note` says which or why not."""
 
     text: str
     tokens: int
     verified: bool
+    note: str = ""
+
+
+class Counter(Protocol):
+    """What cuts prompts to an exact length: the server's tokenizer endpoints or a local tokenizer."""
+
+    async def tokenize(self, text: str) -> list[int]: ...
+
+    async def detokenize(self, tokens: list[int]) -> str: ...
+
+
+# Statuses that mean "no such endpoint" (a proxy or server without it), not "the endpoint failed".
+ABSENT = (404, 405, 501)
+
+
+class EndpointError(BenchError):
+    """A tokenizer endpoint did not answer as expected; `status` is its HTTP status (0 when none came)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Tokenizer:
@@ -39,19 +64,65 @@ class Tokenizer:
     def __init__(self, client: httpx.AsyncClient, base_url: str, model: str) -> None:
         self.client, self.base_url, self.model = client, base_url.rstrip("/"), model
         self.dialect: str | None = None
+        self.missing = ""  # why the server's tokenizer cannot cut prompts, once `probe` said so
 
     async def probe(self) -> bool:
-        """Find which dialect the server speaks; False when it has no tokenizer endpoint."""
+        """Find which dialect the server speaks; False (and `missing` says why) without both endpoints."""
+        tokens: list[int] = []
+        failure: EndpointError | None = None
         for dialect in ("llamacpp", "vllm"):
             self.dialect = dialect
             try:
                 tokens = await self.tokenize("hello world")
-            except (httpx.HTTPError, KeyError, ValueError, TypeError):
+            except EndpointError as exc:
+                failure = exc
+                continue
+            except (KeyError, ValueError, TypeError):
                 continue
             if tokens:
-                return True
-        self.dialect = None
-        return False
+                break
+        if not tokens:
+            self.dialect = None
+            if failure is not None and failure.status not in ABSENT:
+                self.missing = f"the server's tokenizer did not answer ({failure})"
+            elif await self._answers("/detokenize"):
+                self.missing = "the server has /detokenize but no /tokenize"
+            else:
+                self.missing = "the server has no /tokenize or /detokenize"
+            return False
+        try:
+            await self.detokenize(tokens)
+        except EndpointError as exc:
+            # A half tokenizer API cannot cut a prompt to a token count; the benchmark still runs, on prompts
+            # of about the asked length, and comparisons judge lengths against the baseline's for the same prompts.
+            self.dialect = None
+            self.missing = ("the server has /tokenize but no /detokenize" if exc.status in ABSENT
+                            else f"the server's tokenizer did not answer ({exc})")
+            return False
+        return True
+
+    async def _answers(self, path: str) -> bool:
+        """`path` exists on the server (any answer but 'no such endpoint')."""
+        try:
+            response = await self.client.post(f"{self.base_url}{path}", json={"tokens": [1]})
+        except httpx.HTTPError:
+            return False
+        return response.status_code not in ABSENT
+
+    async def _post(self, path: str, body: dict) -> dict:
+        """POST to a tokenizer endpoint; a one-line EndpointError naming it when it fails."""
+        try:
+            response = await self.client.post(f"{self.base_url}{path}", json=body)
+        except httpx.HTTPError as exc:
+            raise EndpointError(f"POST {path} failed: {type(exc).__name__}: {exc}".strip()) from exc
+        if response.status_code != 200:
+            detail = " ".join(response.text.split())[:120]
+            raise EndpointError(f"POST {path} answered HTTP {response.status_code}"
+                                f"{': ' + detail if detail else ''}", response.status_code)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} answered {type(data).__name__}, not a JSON object")
+        return data
 
     async def tokenize(self, text: str) -> list[int]:
         """Token ids of `text` without special tokens."""
@@ -59,9 +130,7 @@ class Tokenizer:
             body = {"content": text, "add_special": False}
         else:
             body = {"model": self.model, "prompt": text, "add_special_tokens": False}
-        response = await self.client.post(f"{self.base_url}/tokenize", json=body)
-        response.raise_for_status()
-        tokens = response.json()["tokens"]
+        tokens = (await self._post("/tokenize", body))["tokens"]
         # llama.cpp may return [id, piece] pairs when asked for pieces; plain ids otherwise
         return [t[0] if isinstance(t, list) else t for t in tokens]
 
@@ -70,9 +139,7 @@ class Tokenizer:
         body: dict = {"tokens": tokens}
         if self.dialect != "llamacpp":
             body["model"] = self.model
-        response = await self.client.post(f"{self.base_url}/detokenize", json=body)
-        response.raise_for_status()
-        data = response.json()
+        data = await self._post("/detokenize", body)
         return data["content"] if "content" in data else data["prompt"]
 
 
@@ -80,7 +147,7 @@ def _words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
-async def _exact(tokenizer: Tokenizer, rng: random.Random, length: int, tag: str) -> Prompt:
+async def _exact(tokenizer: Counter, rng: random.Random, length: int, tag: str, note: str) -> Prompt:
     n_words = max(1, length)
     while True:
         text = tag + _words(rng, n_words)
@@ -98,7 +165,7 @@ async def _exact(tokenizer: Tokenizer, rng: random.Random, length: int, tag: str
         else:
             text = text + " " + _words(rng, length - count)
         count = len(await tokenizer.tokenize(text))
-    return Prompt(text=text, tokens=count, verified=True)
+    return Prompt(text=text, tokens=count, verified=True, note=note)
 
 
 def _tags(num_prompts: int, unique: bool) -> list[str]:
@@ -113,19 +180,36 @@ def _tags(num_prompts: int, unique: bool) -> list[str]:
 
 
 async def build_prompts(client: httpx.AsyncClient, base_url: str, model: str, input_len: int,
-                        num_prompts: int, seed: int, unique: bool = True) -> list[Prompt]:
-    """`num_prompts` seeded prompts of `input_len` tokens (exact when the server can count), cache-cold if `unique`."""
-    tokenizer = Tokenizer(client, base_url, model)
+                        num_prompts: int, seed: int, unique: bool = True, local: str | None = None) -> list[Prompt]:
+    """`num_prompts` seeded prompts of `input_len` tokens (exact when a tokenizer can count), cache-cold if `unique`.
+
+    The server's /tokenize and /detokenize count when it has both; else the local tokenizer at `local`
+    when one loads; else the prompts are about `input_len` tokens and say so.
+    """
+    server = Tokenizer(client, base_url, model)
     rngs = [random.Random(f"{seed}:{i}") for i in range(num_prompts)]
     tags = _tags(num_prompts, unique)
-    if not await tokenizer.probe():
-        # ~1.3 tokens per word for English text; the server's usage numbers will show the drift.
+    counter: Counter | None = None
+    note = ""
+    if await server.probe():
+        counter = server
+    else:
+        note = server.missing
+        if local:
+            counter, why = load_local(local)
+            note = f"counted by the local tokenizer {local} ({note})" if counter is not None else f"{note}; {why}"
+    if counter is None:
+        # ~1.3 tokens per word for English text. The server's usage tells the real lengths, and comparisons
+        # judge them against the baseline's for the same prompts (bench.lengths), not against `input_len`.
         words = max(1, round(input_len / 1.3))
-        return [Prompt(tag + _words(rng, words), input_len, False) for tag, rng in zip(tags, rngs, strict=True)]
+        note = f"{note}: prompt lengths are unverified (about {input_len} tokens each)"
+        return [Prompt(tag + _words(rng, words), input_len, False, note)
+                for tag, rng in zip(tags, rngs, strict=True)]
     gate = asyncio.Semaphore(8)
+    found = counter
 
     async def one(rng: random.Random, tag: str) -> Prompt:
         async with gate:
-            return await _exact(tokenizer, rng, input_len, tag)
+            return await _exact(found, rng, input_len, tag, note)
 
     return list(await asyncio.gather(*(one(rng, tag) for rng, tag in zip(rngs, tags, strict=True))))

@@ -25,15 +25,27 @@ def _ms_stats(prefix: str, values_s: list[float]) -> dict[str, float | None]:
     }
 
 
-def _length_check(expected: int, actual: list[int], source: str, chat_input: bool = False) -> LengthCheck:
+def _length_check(expected: int, actual: list[int], source: str, chat_input: bool = False, verified: bool = True,
+                  note: str = "") -> LengthCheck:
     if not actual:
-        return LengthCheck(expected=expected, source="none")
-    if chat_input:
+        return LengthCheck(expected=expected, source="none", verified=verified, note=note)
+    if not verified:
+        # Prompts cut without a tokenizer are only about `expected` long: nothing to hold them to here.
+        mismatched = 0
+    elif chat_input:
         mismatched = sum(1 for n in actual if n < expected or n > expected + CHAT_TEMPLATE_ALLOWANCE)
     else:
         mismatched = sum(1 for n in actual if n != expected)
     return LengthCheck(expected=expected, min=min(actual), max=max(actual), mean=fmean(actual),
-                       mismatched=mismatched, source=source)  # type: ignore[arg-type]
+                       mismatched=mismatched, source=source, verified=verified, note=note)  # type: ignore[arg-type]
+
+
+def _output_note(expected: int, actual: list[int]) -> str:
+    short = sum(1 for n in actual if n < expected)
+    if not short:
+        return ""
+    return (f"{short} of {len(actual)} outputs ended before {expected} tokens (an end-of-sequence the server did not "
+            "ignore, or a changed workload): compare them with a baseline's for the same prompts")
 
 
 def _max_tokens_per_s(records: list[RequestRecord], t0: float) -> float:
@@ -46,7 +58,7 @@ def _max_tokens_per_s(records: list[RequestRecord], t0: float) -> float:
 
 
 def summarize(records: list[RequestRecord], *, workload: Workload, base_url: str, max_concurrent: int,
-              verified_input: bool, date: str) -> BenchResult:
+              verified_input: bool, date: str, input_note: str = "") -> BenchResult:
     """Aggregate one run's records the way `vllm bench serve` does."""
     ok = [r for r in records if r.success]
     if records:
@@ -74,8 +86,11 @@ def summarize(records: list[RequestRecord], *, workload: Workload, base_url: str
         "client" if verified_input else "none")
     output_source = "server" if ok and all(r.output_tokens_from_server for r in ok) else "client"
     input_check = _length_check(workload.input_len, [r.prompt_len for r in ok] if input_source != "none" else [],
-                                input_source, chat_input=workload.endpoint == "chat")
-    output_check = _length_check(workload.output_len, [r.output_tokens for r in ok], output_source)
+                                input_source, chat_input=workload.endpoint == "chat", verified=verified_input,
+                                note=input_note)
+    outputs = [r.output_tokens for r in ok]
+    output_check = _length_check(workload.output_len, outputs, output_source,
+                                 note=_output_note(workload.output_len, outputs))
     output_throughput = total_out / duration
     return BenchResult(
         date=date,

@@ -11,7 +11,9 @@ The configuration comes as one flag per knob (`--NAME VALUE`). A configuration i
 crash region dies at start with the region's log line (a segfault kills itself
 with SIGSEGV); in a corrupt region greedy outputs differ from the defaults'; in a
 trap region a stream that asks `ignore_eos` stops early anyway (the workload changes, the
-greedy outputs do not).
+greedy outputs do not). `--eos-stop` makes the model end on its own before `max_tokens` on some
+prompts, with `ignore_eos` not honoured; `--tokenizer-endpoints` leaves out /tokenize,
+/detokenize or both: servers that do either are common (TGI, proxies).
 Tokens come at the modelled rate shared by the active streams, with seeded noise.
 
 Run: python -m arbor.tools.sim.server --scenario layered|gen-<seed> --seed 0 --port 8000 [--gemm_tuning tuned ...]
@@ -54,8 +56,9 @@ WINDOW_S = 1.0  # the slow noise component is redrawn this often
 class Engine:
     """Token pacing, outputs and the trace of one simulated server."""
 
-    def __init__(self, scenario: Scenario, b: Behaviour, seed: int, model: str, start: int = 0) -> None:
-        self.s, self.b, self.model = scenario, b, model
+    def __init__(self, scenario: Scenario, b: Behaviour, seed: int, model: str, start: int = 0,
+                 eos_stop: bool = False) -> None:
+        self.s, self.b, self.model, self.eos_stop = scenario, b, model, eos_stop
         # Each start draws its own noise: a machine's noise does not replay itself after a restart. With one
         # stream per seed, the n-th repeat after every start read the same factor, so configurations measured
         # once each shared their noise (it cancelled) and repeats compared across starts carried a fixed bias.
@@ -84,13 +87,28 @@ class Engine:
         rng = random.Random(zlib.crc32(f"{salt}{prompt}".encode()))
         return [rng.choice(WORDS) for _ in range(n)]
 
-    def n_out(self, req: dict) -> int:
+    def natural_end(self, prompt: str) -> int | None:
+        """Where the model ends on its own with --eos-stop (8 to 63 tokens); None: beyond anything asked."""
+        if not self.eos_stop:
+            return None
+        # It follows from the end of the prompt (the recent context), not from the fresh tag at its start.
+        return 8 + zlib.crc32(f"eos:{' '.join(prompt.split()[-8:])}".encode()) % 56
+
+    def n_out(self, req: dict, prompt: str = "") -> int:
         asked = max(1, int(req.get("max_tokens") or 16))
+        natural = self.natural_end(prompt)
+        # With --eos-stop the server does not honour ignore_eos (as servers without that option): the model's end
+        # counts. Without it the natural end of every prompt lies beyond what is asked.
+        n = asked if natural is None else min(asked, natural)
         if not req.get("ignore_eos"):
-            return asked  # the natural end of every prompt lies beyond what is asked
+            return n
         # A trap stops at an end-of-sequence the request said to ignore: the benchmark's workload shrinks while
         # greedy outputs, which never ask to ignore it, stay the same.
-        return max(1, round(asked * self.b.output_scale))
+        return max(1, round(n * self.b.output_scale))
+
+    def finish_reason(self, prompt: str, n: int) -> str:
+        """"stop" for an output that ended on the model's end-of-sequence, else "length"."""
+        return "stop" if n == self.natural_end(prompt) else "length"
 
     def token_id(self, word: str) -> int:
         if word not in self.vocab:
@@ -125,8 +143,10 @@ class Engine:
 class Server:
     """HTTP/1.1 with Connection: close, as the bench client expects."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, tokenizer: str = "both") -> None:
         self.e = engine
+        # Several real servers (TGI, proxies, vLLM with some options) lack one or both tokenizer endpoints.
+        self.tokenize, self.detokenize = tokenizer in ("both", "tokenize"), tokenizer in ("both", "detokenize")
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -155,9 +175,9 @@ class Server:
                 await self.stream(writer, req, chat, received)
             else:
                 await self.complete(writer, req, chat)
-        elif method == "POST" and path == "/tokenize":
+        elif method == "POST" and path == "/tokenize" and self.tokenize:
             await self.json(writer, {"tokens": [self.e.token_id(w) for w in str(req.get("content", "")).split()]})
-        elif method == "POST" and path == "/detokenize":
+        elif method == "POST" and path == "/detokenize" and self.detokenize:
             words = [self.e.words.get(int(i), "the") for i in req.get("tokens", [])]
             await self.json(writer, {"content": " ".join(words)})
         elif method == "POST" and path in ("/start_profile", "/stop_profile"):
@@ -192,7 +212,7 @@ class Server:
             raw = req.get("prompt", "")
             prompt = " ".join(map(str, raw)) if isinstance(raw, list) else str(raw)
         e = self.e
-        return prompt, e.text(prompt, e.n_out(req)), noisy(1.0, e.s.noise_cv, e.rng) * e.slow_factor()
+        return prompt, e.text(prompt, e.n_out(req, prompt)), noisy(1.0, e.s.noise_cv, e.rng) * e.slow_factor()
 
     async def stream(self, writer: asyncio.StreamWriter, req: dict, chat: bool, received: float) -> None:
         e = self.e
@@ -211,7 +231,7 @@ class Server:
                 text = word if i == 0 else " " + word
                 last = i == len(words) - 1
                 choice = {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
-                choice["finish_reason"] = "length" if last else None
+                choice["finish_reason"] = e.finish_reason(prompt, len(words)) if last else None
                 self.chunk(writer, {"id": rid, "object": kind, "created": created, "model": e.model,
                                     "choices": [choice]})
                 await writer.drain()
@@ -238,8 +258,9 @@ class Server:
             e.active -= 1
         e.generated += len(words)
         text = " ".join(words)
-        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"} if chat
-                  else {"index": 0, "text": text, "finish_reason": "length"})
+        reason = e.finish_reason(prompt, len(words))
+        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason} if chat
+                  else {"index": 0, "text": text, "finish_reason": reason})
         n_prompt = len(prompt.split())
         await self.json(writer, {"id": "cmpl-sim", "object": "chat.completion" if chat else "text_completion",
                                  "created": int(time.time()), "model": e.model, "choices": [choice],
@@ -277,6 +298,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Scenario, dict[str,
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--served-model-name", default=f"sim-{s.name}")
     parser.add_argument("--startup-s", type=float, default=0.2, help="time spent 'loading the model'")
+    parser.add_argument("--eos-stop", action="store_true",
+                        help="the model ends on its own (8 to 63 tokens, by prompt) and ignore_eos is not honoured")
+    parser.add_argument("--tokenizer-endpoints", choices=("both", "tokenize", "detokenize", "none"), default="both",
+                        help="which of /tokenize and /detokenize the server has")
     for knob in s.knob:
         parser.add_argument(f"--{knob.name}", metavar="VALUE", help=f"{knob.category}/{knob.layer}: {knob.domain()}")
     args = parser.parse_args(argv)
@@ -304,7 +329,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Scenario, dict[str,
 
 
 async def serve(args: argparse.Namespace, engine: Engine) -> None:
-    server = await asyncio.start_server(Server(engine).handle, args.host, args.port, backlog=1024)
+    server = await asyncio.start_server(Server(engine, args.tokenizer_endpoints).handle, args.host, args.port,
+                                        backlog=1024)
     print(f"INFO: serving {engine.model} on http://{args.host}:{args.port}", flush=True)
     async with server:
         await server.serve_forever()
@@ -326,7 +352,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        asyncio.run(serve(args, Engine(s, b, args.seed, args.served_model_name, time.time_ns() ^ os.getpid())))
+        engine = Engine(s, b, args.seed, args.served_model_name, time.time_ns() ^ os.getpid(), args.eos_stop)
+        asyncio.run(serve(args, engine))
     except KeyboardInterrupt:
         pass
 

@@ -60,10 +60,21 @@ def test_flawed_results_are_refused_unless_allowed() -> None:
     dropped = result(130.0).model_copy(update={"failed": 3})
     with pytest.raises(BenchError, match="candidate result 1 is not a clean measurement \\(3 failed"):
         compare([result(100.0)], [dropped])
-    drifted = result(100.0).model_copy(update={"lengths_ok": False})
-    with pytest.raises(BenchError, match="baseline result 1 .* lengths drifted"):
-        compare([drifted], [result(100.0)])
     assert compare([result(100.0)], [dropped], allow_flawed=True).rel_change == pytest.approx(0.3)
+
+
+def test_lengths_are_judged_against_the_baseline_for_the_same_prompts() -> None:
+    # A model that ends on EOS before max_tokens (32) does so at the baseline and the candidate alike.
+    ended = [32, 26, 30, 17, 32, 29, 32, 21]
+    early = {"lengths_ok": False, "input_lens": [16] * 8, "output_lens": ended}
+    base, cand = result(100.0).model_copy(update=early), result(120.0).model_copy(update=early)
+    assert compare([base], [cand]).rel_change == pytest.approx(0.2)
+    # A candidate whose outputs are 5% shorter for the same prompts measures another workload.
+    short = cand.model_copy(update={"output_lens": [round(n * 0.95) for n in ended]})
+    with pytest.raises(BenchError, match="candidate result 1 .* unlike the baseline's for the same prompts: output "
+                                         "25.9 vs 27.4 tokens a request \\(-5.5% over 8 prompts\\)"):
+        compare([base], [short])
+    assert compare([base], [short], allow_flawed=True).rel_change == pytest.approx(0.2)
 
 
 def test_pareto_frontier() -> None:
