@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from arbor.kb.db import default_path as default_kb_path
+from arbor.tools.errors import ArborError
+from arbor.tools.serving.flagcheck import check_stack
 
 from .agents.specialist import task_folder
 from .agents.team import Team, check_agent, make_backend
 from .engine import Campaign
-from .errors import StoreError
+from .errors import SpecError, StoreError
 from .models import Ablation
 from .report import write_report
 from .services import Services
@@ -42,7 +44,12 @@ def new_run(spec: CampaignSpec, runs_root: Path, kb: Path | None, fresh_kb: bool
     check_agent(spec.agent)
     spec = resolve_kernel_tasks(spec)
     binary, model = resolve(spec, say)
-    spec.stack_spec(binary, model)  # validates the stack before anything is created
+    stack = spec.stack_spec(binary, model)  # validates the stack before anything is created
+    try:  # a flag the engine does not know fails here, not at the baseline's launch
+        for note in check_stack(stack):
+            say(note)
+    except ArborError as exc:
+        raise SpecError(f"target: {exc}") from exc
     run_dir = runs_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}"
     if run_dir.exists():
         run_dir = runs_root / f"{run_dir.name}-{uuid.uuid4().hex[:4]}"

@@ -24,6 +24,7 @@ HOST_MAY_CALL = {
     "arbor.tools.paths": {"runs_root", "contained"},  # the one default runs root; the one path confinement
     "arbor.kb.db": {"default_path"},  # the one default knowledge-base file
     "arbor.tools.sim.stack": {"scenario", "sim_knobs"},  # a sim target's knob space is its scenario's
+    "arbor.tools.serving.flagcheck": {"check_stack"},  # the target's flags are checked before any server exists
 }
 
 

@@ -12,6 +12,8 @@ NEEDED = [
     "arbor/host/campaigns/demo.toml", "arbor/host/migrations/0001_campaign.sql", "arbor/host/prerequisites.toml",
     "arbor/kb/seeds.jsonl", "arbor/kb/migrations/0004_covering_indexes.sql", "arbor/tools/watchdog.py",
     "arbor/tools/serving/signatures.toml", "arbor/tools/serving/knobs/vllm.toml",
+    "arbor/tools/serving/enginedefs/data/vllm.json", "arbor/tools/serving/enginedefs/data/sglang.json",
+    "arbor/tools/serving/enginedefs/data/llamacpp.json",
     "arbor/tools/profiling/categories.toml", "arbor/tools/bench/parity_prompts.txt",
     "arbor/tools/kernels/examples/rmsnorm/task.toml", "arbor/tools/kernels/examples/rmsnorm/rmsnorm_fast.c",
     "arbor/host/agents/pricing.toml", "arbor/host/agents/prompts/orchestrator.tmpl",

@@ -151,16 +151,17 @@ def secret_stack() -> StackSpec:
 async def test_launch_command_masks_credentials(tmp_path: Path) -> None:
     async with Client(serving(tmp_path, prod=secret_stack())) as client:
         out = await client.call_tool("launch_command", {"stack": "prod", "knobs": {
-            "max_num_seqs": 64, "attention_backend": "ROCM_AITER_FA"}})
+            "max_num_seqs": 64, "attention_backend": "ROCM_AITER_FA", "rocm_use_aiter": True}})
         assert not out.is_error, out.content
         port = (await client.call_tool("launch_command", {"stack": "prod", "port": 9000})).structured_content
     got = out.structured_content
     assert got["argv"] == ["/opt/vllm env/bin/vllm", "serve", "/models/llama 8b", "--host", "127.0.0.1",
-                           "--port", "8080", "--api-key", "***", "--max-num-seqs", "64"]
-    assert got["env"] == {"HF_TOKEN": "***", "OMP_NUM_THREADS": "8", "VLLM_ATTENTION_BACKEND": "ROCM_AITER_FA"}
-    assert got["command"] == ("HF_TOKEN='***' OMP_NUM_THREADS=8 VLLM_ATTENTION_BACKEND=ROCM_AITER_FA "
+                           "--port", "8080", "--api-key", "***", "--attention-backend", "ROCM_AITER_FA",
+                           "--max-num-seqs", "64"]
+    assert got["env"] == {"HF_TOKEN": "***", "OMP_NUM_THREADS": "8", "VLLM_ROCM_USE_AITER": "1"}
+    assert got["command"] == ("HF_TOKEN='***' OMP_NUM_THREADS=8 VLLM_ROCM_USE_AITER=1 "
                               "'/opt/vllm env/bin/vllm' serve '/models/llama 8b' --host 127.0.0.1 --port 8080 "
-                              "--api-key '***' --max-num-seqs 64")
+                              "--api-key '***' --attention-backend ROCM_AITER_FA --max-num-seqs 64")
     assert "sk-live" not in str(out.content) and "hf_secret" not in str(out.content)
     assert port["argv"][port["argv"].index("--port") + 1] == "9000"
 

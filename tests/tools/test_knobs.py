@@ -85,13 +85,17 @@ def test_argv_per_stack() -> None:
     assert argv == ["/opt/llama-server", "-m", "/m.gguf", "--host", "127.0.0.1", "--port", "9000", "--metrics",
                     "--alias", "m", "--parallel", "8"]
     vllm = StackSpec(kind="vllm", model="meta-llama/Llama-3.1-8B-Instruct")
-    argv, env = build_command(vllm, {"tensor_parallel_size": 8, "attention_backend": "ROCM_AITER_FA"}, 8000)
+    argv, env = build_command(vllm, {"tensor_parallel_size": 8, "attention_backend": "ROCM_AITER_FA",
+                                     "flashinfer_sampler": False}, 8000)
     assert argv[:3] == ["vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct"]
-    assert argv[-2:] == ["--tensor-parallel-size", "8"] and env == {"VLLM_ATTENTION_BACKEND": "ROCM_AITER_FA"}
+    assert argv[-4:] == ["--attention-backend", "ROCM_AITER_FA", "--tensor-parallel-size", "8"]
+    assert env == {"VLLM_USE_FLASHINFER_SAMPLER": "0"}
+    argv, _ = build_command(vllm, {"async_scheduling": False}, 8000)
+    assert argv[-1] == "--no-async-scheduling"  # tri-state: unset leaves vLLM's choice, false turns it off
     sglang = StackSpec(kind="sglang", model="m", binary="/venv/bin/python")
-    argv, _ = build_command(sglang, {"tp": 2, "mem_fraction_static": 0.8}, 30000)
+    argv, _ = build_command(sglang, {"tp_size": 2, "mem_fraction_static": 0.8}, 30000)
     assert argv[:4] == ["/venv/bin/python", "-m", "sglang.launch_server", "--model-path"]
-    assert argv[-4:] == ["--mem-fraction-static", "0.8", "--tp", "2"]
+    assert argv[-4:] == ["--mem-fraction-static", "0.8", "--tp-size", "2"]
 
 
 def test_generic_command_template() -> None:

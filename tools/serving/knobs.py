@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import InputError
 
@@ -110,15 +110,44 @@ class Knob(BaseModel):
         return [self.flag, str(value)], {}
 
 
+class Catalogue(BaseModel):
+    """A built-in catalogue: the engine release its flags were checked against, and its knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: str = Field(pattern=r"^[a-z]+$")
+    engine_version: str = Field(min_length=1, max_length=64, description="the release in enginedefs/data/<engine>.json "
+                                "the flags were checked against")
+    knob: list[Knob] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Catalogue:
+        names = [k.name for k in self.knob]
+        if len(set(names)) != len(names):
+            raise ValueError(f"knob names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        return self
+
+
 @cache
-def catalogue(stack: str) -> dict[str, Knob]:
-    """The built-in knob catalogue of a stack, from its data file (knobs/<stack>.toml)."""
+def catalogue_file(stack: str) -> Catalogue | None:
+    """The built-in catalogue of a stack (knobs/<stack>.toml), validated; None for a stack without one."""
     try:
         text = resources.files(__package__).joinpath("knobs", f"{stack}.toml").read_text()
     except FileNotFoundError:
-        return {}
-    knobs = [Knob(**entry) for entry in tomllib.loads(text)["knob"]]
-    return {k.name: k for k in knobs}
+        return None
+    try:
+        parsed = Catalogue.model_validate(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise InputError(f"knobs/{stack}.toml: {exc}") from exc
+    if parsed.engine != stack:
+        raise InputError(f"knobs/{stack}.toml: engine is {parsed.engine!r}, not {stack!r}")
+    return parsed
+
+
+def catalogue(stack: str) -> dict[str, Knob]:
+    """The built-in knob catalogue of a stack, from its data file (knobs/<stack>.toml)."""
+    parsed = catalogue_file(stack)
+    return {k.name: k for k in parsed.knob} if parsed else {}
 
 
 def resolve(knobs: dict[str, Knob], values: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
