@@ -29,6 +29,7 @@ from arbor.tools.bench.parity import ParityReport
 from arbor.tools.profiling.models import ProfileDiff
 from arbor.tools.serving.launcher import ServerInfo
 from arbor.tools.serving.stack import LaunchCommand, StackSpec
+from arbor.tools.serving.torchprof import torch_profiling
 
 from .errors import ServiceError, first_cause
 from .mcp_calls import call_as
@@ -36,8 +37,6 @@ from .mcp_calls import call_as
 M = TypeVar("M", bound=BaseModel)
 
 STACK = "campaign"
-TORCH_PROFILED = {"vllm", "sim"}  # stacks whose time is on the GPU: vLLM's torch profiler, not perf
-TRACE_ENV = "VLLM_TORCH_PROFILER_DIR"
 
 
 class Timer:
@@ -53,19 +52,17 @@ class Timer:
         return sum(self.spent.values())
 
 
-def torch_profiled(stack: StackSpec, runs_root: Path, run_name: str) -> tuple[StackSpec, str | None]:
-    """The stack with its torch profiler directory set, and that directory inside the runs root, for stacks whose
-    time is on the GPU (perf would only see the Python host process); (stack, None) for the others."""
-    if stack.kind not in TORCH_PROFILED:
-        return stack, None
-    chosen = stack.env.get(TRACE_ENV)
-    if chosen is None:
-        folder = (runs_root / run_name / "traces").absolute()
-        return stack.model_copy(update={"env": stack.env | {TRACE_ENV: str(folder)}}), f"{run_name}/traces"
+def torch_profiled(stack: StackSpec, runs_root: Path, run_name: str) -> tuple[StackSpec, dict[str, str] | None, str]:
+    """For stacks whose time is on the GPU (perf would see only the Python host process): the stack started with its
+    torch profiler on, profile_server's arguments for it, and how it was switched on; else (stack, None, why not)."""
+    setup = torch_profiling(stack, runs_root / run_name / "traces")
+    if setup is None:
+        return stack, None, "perf (no torch profiler for this target)"
     try:
-        return stack, str(Path(chosen).absolute().relative_to(runs_root.absolute()))
-    except ValueError:
-        return stack, None  # the operator's folder is outside what the profiler may read: perf it is
+        folder = setup.trace_dir.relative_to(runs_root.absolute())
+    except ValueError:  # the operator's folder is outside what the profiler may read: perf it is
+        return stack, None, f"perf ({setup.trace_dir} is outside the runs root {runs_root})"
+    return setup.stack, {"method": "torch", "trace_dir": str(folder), "api": setup.api}, f"torch via {setup.how}"
 
 
 class Services:
@@ -75,7 +72,7 @@ class Services:
                  endpoints: dict[str, str] | None = None, say: Callable[[str], None] | None = None,
                  token: str | None = None) -> None:
         self.runs_root, self.run_name, self.kb_path = runs_root, run_name, kb_path
-        self.stack, self.trace_dir = torch_profiled(stack, runs_root, run_name)
+        self.stack, self.profile_method, self.profiled_how = torch_profiled(stack, runs_root, run_name)
         self.endpoints = endpoints or {}
         self.token = token
         self.say = say or (lambda _: None)
@@ -113,6 +110,7 @@ class Services:
                 raise ServiceError(f"cannot connect to the {name} MCP server ({where}): {cause}"
                                 + (" (wrong or missing bearer token?)" if name in self.endpoints else "")) from exc
             setattr(self, f"{name}_client", client)
+        self.say(f"profiles: {self.profiled_how}")
         return self
 
     def clients(self) -> dict[str, Client]:
@@ -202,10 +200,9 @@ class Services:
     async def profile(self, pid: int, base_url: str, workload: dict[str, Any], seconds: float,
                       name: str) -> SavedLive:
         """Where the time goes, with load on."""
-        method = {"method": "torch", "trace_dir": self.trace_dir} if self.trace_dir else {}
         return await self.timed("profile", self.profiler_client, "profile_server", {
             "pid": pid, "base_url": base_url, "workload": workload, "seconds": seconds, "run_dir": self.run_name,
-            "name": name} | method, SavedLive)
+            "name": name} | (self.profile_method or {}), SavedLive)
 
     async def diff(self, before: str, after: str) -> ProfileDiff:
         """Category shifts between two saved profiles."""

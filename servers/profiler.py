@@ -19,7 +19,7 @@ from arbor.tools.paths import contained, runs_root
 from arbor.tools.profiling.available import ProfilerInfo, available
 from arbor.tools.profiling.diff import diff
 from arbor.tools.profiling.formats import detect_and_parse
-from arbor.tools.profiling.live import LoadedProfile, profile_under_load, torch_profile_under_load
+from arbor.tools.profiling.live import LoadedProfile, ProfileApi, profile_under_load, torch_profile_under_load
 from arbor.tools.profiling.models import Profile, ProfileDiff
 from arbor.tools.profiling.ownership import owns_port
 
@@ -34,11 +34,15 @@ class ListInput(BaseModel):
 
 class LiveInput(BaseModel):
     model_config = Strict
-    method: Literal["perf", "torch"] = Field("perf", description="perf: CPU symbols of the pid; torch: vLLM's "
+    method: Literal["perf", "torch"] = Field("perf", description="perf: CPU symbols of the pid; torch: the engine's "
                                              "/start_profile and /stop_profile, traces read from trace_dir")
     pid: int = Field(ge=1, description="pid of the inference server (server_status of arbor-serving gives it)")
     base_url: str = Field(pattern=URL, description="the same server's URL, where the load goes")
-    trace_dir: str | None = Field(None, description="torch: the server's VLLM_TORCH_PROFILER_DIR, in the runs root")
+    trace_dir: str | None = Field(None, description="torch: the server's trace folder, in the runs root (vLLM: the "
+                                  "torch_profiler_dir of its --profiler-config, or VLLM_TORCH_PROFILER_DIR before "
+                                  "0.13; SGLang: sent as output_dir)")
+    api: ProfileApi = Field("vllm", description="torch: whose endpoints: vllm (no body; mounted only with a "
+                            "profiler configured) or sglang (the body names output_dir)")
     workload: Workload
     seconds: float = Field(5.0, gt=0.5, le=600)
     run_dir: str = "."
@@ -95,7 +99,7 @@ def create_server(root: Path | None = None) -> MCPServer:
 
     @tool(server, LiveInput)
     async def profile_server(args: LiveInput, ctx: Context) -> SavedLive:
-        """perf-profile a running server for N seconds while offering it the workload; time per symbol."""
+        """Profile a running server for N seconds under the workload: perf (CPU symbols) or its torch profiler."""
         check_target(args.base_url)
         port = urlsplit(args.base_url).port or 80
         if not owns_port(args.pid, port):
@@ -107,7 +111,7 @@ def create_server(root: Path | None = None) -> MCPServer:
             if args.trace_dir is None:
                 raise InputError("method 'torch' needs trace_dir, the server's torch profiler directory")
             traces = contained(root, args.trace_dir)
-            result = await torch_profile_under_load(args.base_url, traces, args.workload, args.seconds)
+            result = await torch_profile_under_load(args.base_url, traces, args.workload, args.seconds, api=args.api)
         else:
             result = await profile_under_load(args.pid, args.base_url, args.workload, args.seconds, folder)
         folder.mkdir(parents=True, exist_ok=True)

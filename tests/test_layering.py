@@ -25,6 +25,8 @@ HOST_MAY_CALL = {
     "arbor.kb.db": {"default_path"},  # the one default knowledge-base file
     "arbor.tools.sim.stack": {"scenario", "sim_knobs"},  # a sim target's knob space is its scenario's
     "arbor.tools.serving.flagcheck": {"check_stack"},  # the target's flags are checked before any server exists
+    # the server's torch profiler is switched on by its argv or env, which only exist before it starts
+    "arbor.tools.serving.torchprof": {"torch_profiling"},
 }
 
 

@@ -70,6 +70,25 @@ async def test_parse_saves_when_named(tmp_path: Path) -> None:
     assert (tmp_path / "profiles" / "h100.json").is_file()
 
 
+async def test_torch_profile_of_an_sglang_server(tmp_path: Path) -> None:
+    from tests.conftest import start_stub
+
+    proc, url = start_stub("--ttft-ms", "1", "--itl-ms", "1", "--sglang-profiler")
+    try:
+        async with Client(create_server(tmp_path)) as client:
+            out = await client.call_tool("profile_server", {
+                "pid": proc.pid, "base_url": url, "method": "torch", "api": "sglang", "trace_dir": "run/traces",
+                "workload": {"model": "stub", "input_len": 4, "output_len": 4, "max_concurrency": 2,
+                             "num_prompts": 4}, "seconds": 1, "run_dir": "run", "name": "sg"})
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not out.is_error, out.content[0].text
+    profile = out.structured_content["result"]["profile"]
+    assert profile["tool"] == "torch.profiler" and profile["source"][0].startswith(str(tmp_path / "run" / "traces"))
+    assert (tmp_path / "run" / "profiles" / "sg.json").is_file()
+
+
 @pytest.mark.parametrize(("tool", "args", "message"), [
     ("parse_profile", {"path": "/etc/passwd"}, "outside the run folder"),
     ("parse_profile", {"path": "missing.csv"}, "no such file"),
@@ -80,6 +99,8 @@ async def test_parse_saves_when_named(tmp_path: Path) -> None:
     ("profile_server", {"pid": 1, "base_url": "http://10.0.0.1:80", "workload": {"model": "m"}}, "not allowed"),
     ("profile_server", {"pid": 1, "base_url": "http://127.0.0.1:9", "workload": {"model": "m"}, "seconds": 0},
      "seconds"),
+    ("profile_server", {"pid": 1, "base_url": "http://127.0.0.1:9", "workload": {"model": "m"}, "api": "tgi"},
+     "api"),
 ])
 async def test_bad_inputs(tmp_path: Path, tool: str, args: dict, message: str) -> None:
     async with Client(create_server(tmp_path)) as client:

@@ -6,6 +6,10 @@ Speaks the wire format of llama-server/vLLM: `POST /v1/completions` and
 llama.cpp dialect (one token per whitespace-separated word); `/health`;
 `/v1/models`. Each streamed token's text is the CLOCK_MONOTONIC time at which it
 was written, so a client's arrival times can be checked against the send times.
+With `--profile-dir` it serves vLLM's `/start_profile` and `/stop_profile` (no body,
+`*.pt.trace.json.gz` per rank); with `--sglang-profiler`, SGLang's (GET or POST, an
+optional JSON body naming `output_dir` and `activities`, SGLANG_TORCH_PROFILER_DIR or
+/tmp the default folder, `{profile_id}-TP-{rank}.trace.json.gz` written on stop).
 
 Run: python stub_openai.py --port P --ttft-ms 50 --itl-ms 10 [--drop-after N]
 """
@@ -25,8 +29,9 @@ VOCAB_SIZE = 50_000
 class Stub:
     def __init__(self, ttft_ms: float, itl_ms: float, drop_after: int | None, usage: bool,
                  profile_dir: str | None = None, garble: bool = False, short_output: bool = False,
-                 jitter_ms: float = 0.0, noisy: int = 0) -> None:
+                 jitter_ms: float = 0.0, noisy: int = 0, sglang_profiler: bool = False) -> None:
         self.profile_dir = profile_dir
+        self.sglang_profiler = sglang_profiler
         self.noisy = noisy
         self.garble, self.short_output, self.jitter = garble, short_output, jitter_ms / 1000.0
         self.profiling_since: int | None = None
@@ -68,6 +73,8 @@ class Stub:
                 await self.json(writer, {"content": " ".join(self.ids.get(i, "x") for i in ids)})
             elif method == "POST" and path in ("/start_profile", "/stop_profile") and self.profile_dir:
                 await self.profile(writer, path == "/start_profile")
+            elif method in ("GET", "POST") and path in ("/start_profile", "/stop_profile") and self.sglang_profiler:
+                await self.sglang_profile(writer, path == "/start_profile", json.loads(body) if body else None)
             elif path == "/health":
                 await self.json(writer, {"status": "ok"})
             elif path == "/v1/models":
@@ -81,24 +88,50 @@ class Stub:
 
     async def profile(self, writer: asyncio.StreamWriter, start: bool) -> None:
         """vLLM's torch profiler endpoints: on stop, one gzipped Chrome trace per rank in the profile dir."""
-        import gzip
         import os
 
         if start:
             self.profiling_since = self.requests
         else:
-            served = self.requests - (self.profiling_since or 0)
-            events = []
-            for i in range(max(1, served)):
-                events.append({"ph": "X", "cat": "kernel", "name": "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n",
-                               "ts": i * 10.0, "dur": 7.0, "pid": 0, "tid": 7})
-                events.append({"ph": "X", "cat": "kernel", "name": "void flash_fwd_kernel<Flash_fwd_kernel_traits>",
-                               "ts": i * 10.0 + 7, "dur": 3.0, "pid": 0, "tid": 7})
-            path = os.path.join(self.profile_dir, f"stub-rank0.{time.time_ns()}.pt.trace.json.gz")
-            with gzip.open(path + ".tmp", "wt") as handle:
-                json.dump({"traceEvents": events}, handle)
-            os.replace(path + ".tmp", path)
+            assert self.profile_dir is not None
+            self.write_trace(os.path.join(self.profile_dir, f"stub-rank0.{time.time_ns()}.pt.trace.json.gz"))
         await self.json(writer, {})
+
+    async def sglang_profile(self, writer: asyncio.StreamWriter, start: bool, req: dict | None) -> None:
+        """SGLang's endpoints: the start body picks the folder (default SGLANG_TORCH_PROFILER_DIR, else /tmp)."""
+        import os
+
+        if start:
+            req = req or {}
+            self.sglang_dir = req.get("output_dir") or os.environ.get("SGLANG_TORCH_PROFILER_DIR", "/tmp")
+            self.profile_id, self.profiling_since = str(time.time()), self.requests
+            await self.text(writer, "Start profiling.\n")
+        else:
+            os.makedirs(self.sglang_dir, exist_ok=True)
+            self.write_trace(os.path.join(self.sglang_dir, f"{self.profile_id}-TP-0.trace.json.gz"))
+            await self.text(writer, "Stop profiling. This will take some time.\n")
+
+    def write_trace(self, path: str) -> None:
+        """A gzipped Chrome trace: a GEMM and an attention kernel per request served since the start."""
+        import gzip
+        import os
+
+        served = self.requests - (self.profiling_since or 0)
+        events = []
+        for i in range(max(1, served)):
+            events.append({"ph": "X", "cat": "kernel", "name": "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n",
+                           "ts": i * 10.0, "dur": 7.0, "pid": 0, "tid": 7})
+            events.append({"ph": "X", "cat": "kernel", "name": "void flash_fwd_kernel<Flash_fwd_kernel_traits>",
+                           "ts": i * 10.0 + 7, "dur": 3.0, "pid": 0, "tid": 7})
+        with gzip.open(path + ".tmp", "wt") as handle:
+            json.dump({"traceEvents": events}, handle)
+        os.replace(path + ".tmp", path)
+
+    async def text(self, writer: asyncio.StreamWriter, content: str) -> None:
+        payload = content.encode()
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(payload)}"
+                     f"\r\nConnection: close\r\n\r\n".encode() + payload)
+        await writer.drain()
 
     async def json(self, writer: asyncio.StreamWriter, data: dict, status: str = "200 OK") -> None:
         payload = json.dumps(data).encode()
@@ -177,6 +210,7 @@ def main() -> None:
     parser.add_argument("--drop-after", type=int, default=None, help="every 2nd stream is cut after N tokens")
     parser.add_argument("--no-usage", action="store_true")
     parser.add_argument("--profile-dir", default=None, help="serve /start_profile and /stop_profile like vLLM")
+    parser.add_argument("--sglang-profiler", action="store_true", help="serve them like SGLang (folder in the body)")
     parser.add_argument("--fail-start", action="store_true", help="die at start like a server out of memory")
     parser.add_argument("--garble", action="store_true", help="answer greedy requests with different text")
     parser.add_argument("--short-output", action="store_true", help="stop streams at half the asked length")
@@ -190,7 +224,7 @@ def main() -> None:
         sys.exit(1)
     asyncio.run(serve(args.port, Stub(args.ttft_ms, args.itl_ms, args.drop_after, not args.no_usage,
                                       args.profile_dir, args.garble, args.short_output, args.jitter_ms,
-                                      args.noisy)))
+                                      args.noisy, args.sglang_profiler)))
 
 
 if __name__ == "__main__":

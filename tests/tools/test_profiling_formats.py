@@ -166,5 +166,29 @@ async def test_torch_profiler_refused_without_a_profiler_dir(stub: str, tmp_path
     from arbor.tools.bench.models import Workload
     from arbor.tools.profiling.live import torch_profile_under_load
 
-    with pytest.raises(ProfileError, match="start_profile answered 404"):
+    # A server started without a profiler has no such route; the error says how vLLM is started with one.
+    with pytest.raises(ProfileError, match="start_profile answered 404.*started with --profiler-config .*"
+                                           "torch_profiler_dir"):
         await torch_profile_under_load(stub, tmp_path, Workload(model="m"), 0.5)
+
+
+@pytest.mark.anyio
+async def test_sglang_torch_profiler_is_told_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SGLang itself needs a GPU; the stub speaks its endpoints: the start body's output_dir, else the variable.
+    from arbor.tools.bench.models import Workload
+    from arbor.tools.profiling.live import torch_profile_under_load
+    from tests.conftest import start_stub
+
+    default, traces = tmp_path / "default", tmp_path / "traces"
+    monkeypatch.setenv("SGLANG_TORCH_PROFILER_DIR", str(default))
+    proc, url = start_stub("--ttft-ms", "1", "--itl-ms", "1", "--sglang-profiler")
+    try:
+        workload = Workload(model="stub", input_len=4, output_len=4, max_concurrency=2, num_prompts=4)
+        loaded = await torch_profile_under_load(url, traces, workload, 1.0, wait_s=10, api="sglang")
+    finally:
+        proc.kill()
+        proc.wait()
+    (trace,) = traces.iterdir()
+    assert trace.name.endswith("-TP-0.trace.json.gz") and loaded.profile.source == [str(trace)]
+    assert loaded.profile.categories == pytest.approx({"gemm": 0.7, "attention": 0.3})
+    assert not default.exists(), "the folder came from the request, not the server's default"

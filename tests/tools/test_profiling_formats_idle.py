@@ -43,3 +43,29 @@ def test_flashinfer_kernels_outside_attention_keep_their_category() -> None:
         "sampling"
     assert categorize("flashinfer::norm::RMSNormKernel<8, bf16>") == "norm_elementwise"
     assert categorize("flashinfer::BatchDecodeWithPagedKVCacheKernel<...>") == "attention"
+
+
+def test_a_cpu_only_frontend_trace_beside_worker_traces_is_left_out(tmp_path: Path) -> None:
+    # vLLM writes its API server's trace (CPU ops only) into the same folder as the workers' kernel traces.
+    gemm = "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n"
+    worker = write(tmp_path / "host_1.111.pt.trace.json", [kernel(gemm, 0, 50), kernel(gemm, 50, 50)])
+    frontend = write(tmp_path / "host_2_async_llm.222.pt.trace.json",
+                     [{"ph": "X", "cat": "cpu_op", "name": "aten::copy_", "ts": 0, "dur": 900, "pid": 2, "tid": 1}])
+    profile = parse_chrome_trace([frontend, worker])
+    assert profile.categories == {"gemm": pytest.approx(1.0)} and profile.source == [str(worker)]
+    alone = parse_chrome_trace(frontend)  # with no kernel anywhere, CPU ops are all there is
+    assert [k.name for k in alone.kernels] == ["aten::copy_"]
+
+
+def test_a_folder_of_sglang_traces_is_recognised(tmp_path: Path) -> None:
+    import gzip
+
+    from arbor.tools.profiling.formats import detect_and_parse
+
+    # SGLang names its per-rank traces {profile_id}-TP-{rank}.trace.json.gz (no ".pt").
+    for rank in (0, 1):
+        with gzip.open(tmp_path / f"1767000000.5-TP-{rank}.trace.json.gz", "wt") as handle:
+            json.dump({"traceEvents": [kernel("flash_fwd_kernel", 0, 50, pid=rank)]}, handle)
+    (tmp_path / "1767000000.5-TP-0-memory.pickle").write_bytes(b"\x80\x04N.")
+    profile = detect_and_parse(tmp_path)
+    assert len(profile.source) == 2 and profile.categories == {"attention": pytest.approx(1.0)}

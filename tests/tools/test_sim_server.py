@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -12,9 +13,11 @@ from arbor.tools.bench.client import run_benchmark
 from arbor.tools.bench.models import Workload
 from arbor.tools.errors import InputError, LaunchError
 from arbor.tools.procs import group_members
+from arbor.tools.profiling.build import ProfileError
 from arbor.tools.profiling.live import torch_profile_under_load
 from arbor.tools.serving import launcher
 from arbor.tools.serving.stack import StackSpec, build_command
+from arbor.tools.serving.torchprof import torch_profiling
 from arbor.tools.sim.model import behaviour
 from arbor.tools.sim.server import Engine
 from arbor.tools.sim.stack import scenario
@@ -138,10 +141,15 @@ async def test_measured_speedup_follows_the_model(tmp_path: Path) -> None:
     assert expected * 0.8 < ratio < expected * 1.2, (ratio, expected, rates)
 
 
+def profiled(traces: Path) -> StackSpec:
+    """The sim started as current vLLM is for profiling: --profiler-config naming the trace folder."""
+    config = json.dumps({"profiler": "torch", "torch_profiler_dir": str(traces)})
+    return StackSpec(kind="sim", model="layered", base_args=["--seed", "0", "--profiler-config", config])
+
+
 async def test_profile_endpoints_write_a_trace_the_profiler_reads(tmp_path: Path) -> None:
     traces = tmp_path / "traces"
-    spec = sim(env={"VLLM_TORCH_PROFILER_DIR": str(traces)})
-    async with Running(spec, {"gemm_tuning": "aggressive"}, tmp_path) as server:
+    async with Running(profiled(traces), {"gemm_tuning": "aggressive"}, tmp_path) as server:
         loaded = await torch_profile_under_load(server.info.base_url, traces, workload("layered"), 1.0, wait_s=10)
     shares = behaviour(scenario("layered"), {"gemm_tuning": "aggressive"}).shares()
     got = loaded.profile.categories
@@ -152,12 +160,42 @@ async def test_profile_endpoints_write_a_trace_the_profiler_reads(tmp_path: Path
     assert len(list(traces.glob("*.pt.trace.json.gz"))) == 1
 
 
-async def test_profiling_off_without_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("VLLM_TORCH_PROFILER_DIR", raising=False)
-    async with Running(sim(), {}, tmp_path) as server:
+async def test_an_env_var_start_cannot_profile_the_sim_and_profiler_config_can(tmp_path: Path) -> None:
+    # Current vLLM no longer reads VLLM_TORCH_PROFILER_DIR: started with it alone, the routes are not there.
+    traces = tmp_path / "traces"
+    by_env = sim(env={"VLLM_TORCH_PROFILER_DIR": str(traces)})
+    async with Running(by_env, {}, tmp_path) as server:
+        with pytest.raises(ProfileError, match="answered 404.*--profiler-config"):
+            await torch_profile_under_load(server.info.base_url, traces, workload("layered"), 0.5, wait_s=2)
+    assert not traces.exists()
+    # The host's route for the same target passes the operator's folder in --profiler-config instead.
+    setup = torch_profiling(by_env, tmp_path / "elsewhere")
+    assert setup is not None and setup.trace_dir == traces
+    async with Running(setup.stack, {}, tmp_path) as server:
+        loaded = await torch_profile_under_load(server.info.base_url, traces, workload("layered"), 0.5, wait_s=10)
+    assert loaded.profile.tool == "torch.profiler" and len(list(traces.glob("*.pt.trace.json.gz"))) == 1
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ('{"profiler": "torch"}', "torch_profiler_dir must be set when profiler is 'torch'"),
+    ('{"torch_profiler_dir": "/tmp/x"}', "only applicable when profiler is set to 'torch'"),
+    ("torch", "not JSON"),
+])
+async def test_a_bad_profiler_config_stops_the_start(tmp_path: Path, config: str, message: str) -> None:
+    spec = StackSpec(kind="sim", model="layered", base_args=["--profiler-config", config])
+    with pytest.raises(LaunchError) as caught:
+        await launcher.launch(spec, {}, tmp_path)
+    assert caught.value.failure.exit_code == 2
+    assert any(message in e.text for e in caught.value.failure.evidence)
+
+
+async def test_a_cuda_profiler_serves_the_routes_and_writes_no_trace(tmp_path: Path) -> None:
+    spec = StackSpec(kind="sim", model="layered", base_args=["--profiler-config", '{"profiler": "cuda"}'])
+    async with Running(spec, {}, tmp_path) as server:
         async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(server.info.base_url + "/start_profile")
-    assert response.status_code == 404 and "VLLM_TORCH_PROFILER_DIR" in response.text
+            answers = [await client.post(server.info.base_url + path) for path in ("/start_profile", "/stop_profile")]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert not list(tmp_path.rglob("*.trace.json*"))
 
 
 def test_noise_is_seeded_per_start() -> None:

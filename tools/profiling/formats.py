@@ -133,10 +133,10 @@ def _read_text(path: Path) -> str:
 
 
 def parse_chrome_trace(paths: Path | list[Path]) -> Profile:
-    """Chrome traces (PyTorch `export_chrome_trace`, vLLM's *.pt.trace.json.gz per rank): GPU kernel events,
-    else CPU ops, summed by name across files."""
+    """Chrome traces (PyTorch `export_chrome_trace`; vLLM's *.pt.trace.json.gz and SGLang's *.trace.json.gz per
+    rank): GPU kernel events, else CPU ops, summed by name across files."""
     paths = [paths] if isinstance(paths, Path) else paths
-    rows: list[Raw] = []
+    read: list[tuple[Path, list[dict], list[dict]]] = []
     for path in paths:
         try:
             data = json.loads(_read_text(path))
@@ -147,15 +147,25 @@ def parse_chrome_trace(paths: Path | list[Path]) -> Profile:
             raise ProfileError(f"{path}:1: no traceEvents list")
         complete = [e for e in events if isinstance(e, dict) and e.get("ph") == "X" and "dur" in e]
         kernels = [e for e in complete if str(e.get("cat", "")).lower() in ("kernel", "gpu_memcpy", "gpu_memset")]
+        read.append((path, complete, kernels))
+    # vLLM writes its API server's CPU-only trace beside the workers' traces: once any file holds kernels, the
+    # time is the device's, and a host process's Python ops are not added to it.
+    on_device = any(kernels for _, _, kernels in read)
+    rows: list[Raw] = []
+    used: list[str] = []
+    for path, complete, kernels in read:
+        if on_device and not kernels:
+            continue
         chosen = kernels or [e for e in complete if str(e.get("cat", "")).lower() in ("cpu_op", "operator")]
         if not chosen:
             raise ProfileError(f"{path}: no complete ('X') kernel or cpu_op events")
         rows += [Raw(str(e.get("name", "?")), float(e["dur"]) * 1e3, 1) for e in chosen]
+        used.append(str(path))
         if kernels:
             idle = _device_idle_ns(kernels)
             if idle > 0:
                 rows.append(Raw(IDLE, idle, None))
-    return build_profile(rows, "torch.profiler", source=[str(p) for p in paths])
+    return build_profile(rows, "torch.profiler", source=used)
 
 
 IDLE = "GPU idle between kernels"
@@ -195,7 +205,7 @@ def detect_and_parse(path: Path) -> Profile:
         legacy = sorted(path.rglob("results.stats.csv"))
         if legacy:
             return parse_rocprof_stats(legacy, tool="rocprof")
-        traces = sorted(path.rglob("*.pt.trace.json*"))
+        traces = sorted(p for p in path.rglob("*.trace.json*") if p.name.endswith((".trace.json", ".trace.json.gz")))
         if traces:
             return parse_chrome_trace(traces)
         raise ProfileError(f"{path}: no rocprof kernel_stats/kernel_trace/results.stats CSV or PyTorch trace inside")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -16,6 +17,7 @@ from .build import ProfileError
 from .models import Profile
 
 SETTLE_S = 0.5  # let the load reach steady state before the window opens
+ProfileApi = Literal["vllm", "sglang"]  # whose /start_profile and /stop_profile
 
 
 class LoadedProfile(BaseModel):
@@ -57,24 +59,25 @@ async def profile_under_load(pid: int, base_url: str, workload: Workload, second
 
 
 async def torch_profile_under_load(base_url: str, trace_dir: Path, workload: Workload, seconds: float,
-                                   wait_s: float = 120.0) -> LoadedProfile:
-    """vLLM's PyTorch profiler: POST /start_profile, offer load for `seconds`, POST /stop_profile, read the traces.
+                                   wait_s: float = 120.0, api: ProfileApi = "vllm") -> LoadedProfile:
+    """The engine's PyTorch profiler: POST /start_profile, offer load for `seconds`, POST /stop_profile, read traces.
 
-    The server must have been started with a profiler directory (VLLM_TORCH_PROFILER_DIR);
-    `trace_dir` is that directory as this machine sees it. Traces are written after stop,
-    one per rank, so new files are awaited for up to `wait_s`.
+    vLLM serves the endpoints only when started with a torch profiler directory (--profiler-config; older releases
+    VLLM_TORCH_PROFILER_DIR); SGLang always does and is told the folder in the request. `trace_dir` is that folder
+    as this machine sees it. Traces are written after stop, one per rank, so new files are awaited for `wait_s`.
     """
     import httpx
 
     from .formats import parse_chrome_trace
 
-    before = {p: p.stat().st_mtime for p in trace_dir.glob("*.pt.trace.json*")} if trace_dir.is_dir() else {}
+    before = {p: p.stat().st_mtime for p in _traces(trace_dir)}
+    # vLLM's request model is strict and differs across releases: it gets no body. SGLang's names the folder.
+    body = {"output_dir": str(trace_dir), "activities": ["CPU", "GPU"]} if api == "sglang" else None
     counts = {"passes": 0, "requests": 0, "failed": 0}
     async with httpx.AsyncClient(timeout=60) as client:
-        response = await client.post(base_url.rstrip("/") + "/start_profile")
+        response = await client.post(base_url.rstrip("/") + "/start_profile", json=body)
         if response.status_code != 200:
-            raise ProfileError(f"/start_profile answered {response.status_code}: was the server started with "
-                               f"a torch profiler directory? {response.text[:200]}")
+            raise ProfileError(_refused(api, response.status_code, response.text))
         started = time.time()
         load = asyncio.create_task(_offer_load(base_url, workload.model_copy(update={"warmup": 0}), counts))
         try:
@@ -89,17 +92,32 @@ async def torch_profile_under_load(base_url: str, trace_dir: Path, workload: Wor
     deadline = time.monotonic() + wait_s
     fresh: list[Path] = []
     while time.monotonic() < deadline:
-        fresh = sorted(p for p in trace_dir.glob("*.pt.trace.json*")
-                       if p.stat().st_size and before.get(p) != p.stat().st_mtime and not p.name.endswith(".tmp"))
+        fresh = sorted(p for p in _traces(trace_dir) if p.stat().st_size and before.get(p) != p.stat().st_mtime)
         if fresh:
             break
         await asyncio.sleep(0.5)
     if not fresh:
-        raise ProfileError(f"no new *.pt.trace.json(.gz) in {trace_dir} within {wait_s:g}s after /stop_profile")
+        raise ProfileError(f"no new *.trace.json(.gz) in {trace_dir} within {wait_s:g}s after /stop_profile")
     profile = await asyncio.to_thread(parse_chrome_trace, fresh)
     profile.started_at, profile.window_s = started, seconds
     return LoadedProfile(profile=profile, load_passes=counts["passes"], load_requests=counts["requests"],
                          load_failed=counts["failed"])
+
+
+def _traces(folder: Path) -> list[Path]:
+    """Finished Chrome traces in `folder`: vLLM's *.pt.trace.json(.gz), SGLang's *.trace.json.gz."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.glob("*.trace.json*") if p.name.endswith((".trace.json", ".trace.json.gz"))]
+
+
+def _refused(api: ProfileApi, status: int, text: str) -> str:
+    said = f"/start_profile answered {status}: {text[:200]}"
+    if api == "vllm" and status == 404:
+        return (f"{said} -- vLLM serves its profiler endpoints only when started with --profiler-config "
+                "'{\"profiler\": \"torch\", \"torch_profiler_dir\": DIR}' (0.13 and later; current releases no "
+                "longer read VLLM_TORCH_PROFILER_DIR, the only switch of releases before 0.13)")
+    return said
 
 
 def wrap_argv(tool: str, argv: list[str], out_dir: Path, name: str = "arbor") -> list[str]:

@@ -5,7 +5,9 @@ It speaks what llama-server and vLLM speak: `POST /v1/completions` and
 `data: [DONE]`, with a usage chunk on `stream_options.include_usage`, or one JSON
 body), llama.cpp's `/tokenize` and `/detokenize` (one token per word), `/health`,
 `/v1/models`, and vLLM's `/start_profile` and `/stop_profile`, which write a gzipped
-Chrome trace per rank into `VLLM_TORCH_PROFILER_DIR`.
+Chrome trace per rank into the folder of `--profiler-config '{"profiler": "torch",
+"torch_profiler_dir": DIR}'`. As in current vLLM, those two routes exist only with a
+profiler configured (VLLM_TORCH_PROFILER_DIR is not read).
 
 The configuration comes as one flag per knob (`--NAME VALUE`). A configuration in a
 crash region dies at start with the region's log line (a segfault kills itself
@@ -143,8 +145,9 @@ class Engine:
 class Server:
     """HTTP/1.1 with Connection: close, as the bench client expects."""
 
-    def __init__(self, engine: Engine, tokenizer: str = "both") -> None:
+    def __init__(self, engine: Engine, tokenizer: str = "both", profiler: dict | None = None) -> None:
         self.e = engine
+        self.profiler = profiler or {}
         # Several real servers (TGI, proxies, vLLM with some options) lack one or both tokenizer endpoints.
         self.tokenize, self.detokenize = tokenizer in ("both", "tokenize"), tokenizer in ("both", "detokenize")
 
@@ -180,7 +183,8 @@ class Server:
         elif method == "POST" and path == "/detokenize" and self.detokenize:
             words = [self.e.words.get(int(i), "the") for i in req.get("tokens", [])]
             await self.json(writer, {"content": " ".join(words)})
-        elif method == "POST" and path in ("/start_profile", "/stop_profile"):
+        elif method == "POST" and path in ("/start_profile", "/stop_profile") and self.profiler.get("profiler"):
+            # vLLM mounts these routes only when a profiler is configured: otherwise they are unknown paths.
             await self.profile(writer, path == "/start_profile")
         elif path == "/health":
             await self.json(writer, {"status": "ok"})
@@ -191,14 +195,10 @@ class Server:
             await self.json(writer, {"error": {"message": f"no route {method} {path}"}}, "404 Not Found")
 
     async def profile(self, writer: asyncio.StreamWriter, start: bool) -> None:
-        directory = os.environ.get("VLLM_TORCH_PROFILER_DIR")
-        if not directory:
-            await self.json(writer, {"error": {"message": "profiling is off: set VLLM_TORCH_PROFILER_DIR"}},
-                            "404 Not Found")
-            return
+        directory = self.profiler.get("torch_profiler_dir")
         if start:
             self.e.profiling_since = self.e.generated
-        else:
+        elif directory:  # the "cuda" profiler leaves its capture to nsys: no trace of its own
             os.makedirs(directory, exist_ok=True)
             path = await asyncio.to_thread(self.e.trace, directory)
             print(f"profiler: trace written to {path}", flush=True)
@@ -302,6 +302,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Scenario, dict[str,
                         help="the model ends on its own (8 to 63 tokens, by prompt) and ignore_eos is not honoured")
     parser.add_argument("--tokenizer-endpoints", choices=("both", "tokenize", "detokenize", "none"), default="both",
                         help="which of /tokenize and /detokenize the server has")
+    parser.add_argument("--profiler-config", type=profiler_config, default={}, metavar="JSON",
+                        help='as vLLM: {"profiler": "torch", "torch_profiler_dir": DIR} serves /start_profile and '
+                             "/stop_profile, traces into DIR")
     for knob in s.knob:
         parser.add_argument(f"--{knob.name}", metavar="VALUE", help=f"{knob.category}/{knob.layer}: {knob.domain()}")
     args = parser.parse_args(argv)
@@ -328,9 +331,29 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Scenario, dict[str,
     return args, s, config
 
 
+def profiler_config(raw: str) -> dict:
+    """vLLM's --profiler-config as its ProfilerConfig checks it: a JSON object; "torch" needs torch_profiler_dir."""
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    kind, directory = config.get("profiler"), config.get("torch_profiler_dir") or ""
+    if kind not in (None, "torch", "cuda"):
+        raise argparse.ArgumentTypeError(f"profiler must be 'torch' or 'cuda', not {kind!r}")
+    if not isinstance(directory, str):
+        raise argparse.ArgumentTypeError("torch_profiler_dir must be a string")
+    if directory and kind != "torch":
+        raise argparse.ArgumentTypeError("torch_profiler_dir is only applicable when profiler is set to 'torch'")
+    if kind == "torch" and not directory:
+        raise argparse.ArgumentTypeError("torch_profiler_dir must be set when profiler is 'torch'")
+    return config | ({"torch_profiler_dir": os.path.abspath(os.path.expanduser(directory))} if directory else {})
+
+
 async def serve(args: argparse.Namespace, engine: Engine) -> None:
-    server = await asyncio.start_server(Server(engine, args.tokenizer_endpoints).handle, args.host, args.port,
-                                        backlog=1024)
+    handler = Server(engine, args.tokenizer_endpoints, args.profiler_config).handle
+    server = await asyncio.start_server(handler, args.host, args.port, backlog=1024)
     print(f"INFO: serving {engine.model} on http://{args.host}:{args.port}", flush=True)
     async with server:
         await server.serve_forever()
