@@ -221,21 +221,29 @@ class Gate:
             base = self.tree.base_node(node)
             region = policy.crash_region(self.spec, base.config, node.action())
             context = self.tree.crash_context(node, region[0]) if region is not None else {}
-            if region is not None and context:
-                # The value ran before without crashing: a partner changed since is to blame, not the value.
-                decision.follow_up, decision.crashed_knob, decision.suspects = FollowUp.IN_CONTEXT, region[0], context
-            elif region is not None:
+            if region is not None:
                 knob, op, value = region
-                retry = {k: v for k, v in policy.prerequisite(knob, value).items() if node.config.get(k) != v}
+                retry = {} if context else {k: v for k, v in policy.prerequisite(knob, value).items()
+                                            if node.config.get(k) != v}
                 # It crashed where the base's other values held: elsewhere it may run (a partner may be to blame).
                 where = {k: v for k, v in base.config.items() if k != knob and k not in retry}
                 decision.rulings.append(Ruling(knob=knob, op=op, value=value, requires=retry, evidence=evidence,
-                                               context=where,  # type: ignore[arg-type]
+                                               context=self.crash_scope(region, where),  # type: ignore[arg-type]
                                                reason=f"{failure.kind}: {failure.summary}"))
+            if region is not None and context:
+                # The value ran before without crashing: a partner changed since is to blame, not the value.
+                decision.follow_up, decision.crashed_knob, decision.suspects = FollowUp.IN_CONTEXT, region[0], context
         if retry:
             # A constrained retry: the same value together with what it needs.
             decision.follow_up, decision.retry_with = FollowUp.RETRY, retry
         return decision
+
+    def crash_scope(self, region: tuple[str, str, Any], where: dict[str, Any]) -> dict[str, Any]:
+        """The context of a crash's constraint: `where`, narrowed to what earlier crashes of the region shared."""
+        knob, op, value = region
+        earlier = [c.context for c in self.tree.constraints() if (c.knob, c.op, c.value) == region and c.context]
+        ran = [config for config in self.tree.ran_configs() if policy.in_region(op, value, config.get(knob))]
+        return policy.crash_scope(where, earlier, ran)
 
     async def kernels(self, batch: list[Node]) -> list[Decision]:
         """Kernel actions, dispatched to Domain Specialists at once: each patch judged by the host's own gate run.

@@ -47,16 +47,17 @@ def apply(config: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _in_region(constraint: Constraint, value: Any) -> bool:
+def in_region(op: str, bound: Any, value: Any) -> bool:
+    """`value` falls in the region `op` `bound` (eq, ge, le; unset values never do)."""
     if value is None:
         return False
-    if constraint.op == "eq":
-        return value == constraint.value
+    if op == "eq":
+        return value == bound
     try:
-        if constraint.op == "ge":
-            return value >= constraint.value
-        if constraint.op == "le":
-            return value <= constraint.value
+        if op == "ge":
+            return value >= bound
+        if op == "le":
+            return value <= bound
     except TypeError:
         return False
     return False
@@ -67,7 +68,8 @@ def violates(constraints: list[Constraint], config: dict[str, Any]) -> Constrain
     for constraint in constraints:
         if constraint.op == "text" or constraint.knob is None:
             continue
-        if _in_region(constraint, config.get(constraint.knob)) and in_context(constraint.context, config):
+        if in_region(constraint.op, constraint.value, config.get(constraint.knob)) \
+                and in_context(constraint.context, config):
             met = constraint.requires and all(config.get(k) == v for k, v in constraint.requires.items())
             if not met:
                 return constraint
@@ -295,6 +297,20 @@ def crash_context(spec: CampaignSpec, crashed: dict[str, Any], knob: str, ran: l
             nearest = differs
     return nearest or {}
 
+
+
+def crash_scope(where: dict[str, Any], earlier: list[dict[str, Any]], ran: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a value crashes: `where` (the values it crashed among), or the widest part of it that an earlier
+    crash of the same value shared and no configuration that ran the value without crashing holds.
+
+    A value that crashed among several values changed since it ran crashes through one of them; which one
+    is not known, so a first crash rules it out only among its own values. Crashed again among others,
+    what the two crashes share is the likelier cause: without narrowing, every branch that differed in one
+    unrelated knob tried the same crash again (twelve times in one 40-evaluation campaign).
+    """
+    shared = [{k: v for k, v in where.items() if context.get(k) == v} for context in earlier]
+    fits = [s for s in shared if not any(in_context(s, config) for config in ran)]
+    return min(fits, key=len) if fits else where
 
 def step_back(spec: CampaignSpec, name: str, current: Any, earlier: Any) -> Any:
     """One step of knob `name` from `current` back toward `earlier`: the nearest listed value between the two,

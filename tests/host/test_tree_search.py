@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from arbor.host import policy
+from arbor.host.gate import Gate, Trial
 from arbor.host.models import Ablation, Decision, FollowUp, Status
 from arbor.host.proposer import Proposer
 from arbor.host.report import build_report, render_markdown
@@ -16,6 +17,7 @@ from arbor.host.spec import parse_spec
 from arbor.host.store import CampaignStore
 from arbor.host.tree import SearchTree
 from arbor.kb.models import Prior
+from arbor.tools.serving.failures import Failure
 
 pytestmark = pytest.mark.anyio
 SPEC = parse_spec('name = "x"\n[target]\nstack = "sim"\nmodel = "layered"\n', "t")
@@ -109,6 +111,43 @@ def test_a_crash_constraint_holds_only_in_its_context(tmp_path: Path) -> None:
     store.add_constraint("cuda_graphs", "eq", True, "oom at the defaults", {}, None)
     assert policy.violates(store.constraints(), {"cuda_graphs": True}) is not None
 
+
+
+async def test_a_value_that_crashes_again_elsewhere_is_ruled_out_where_the_crashes_agree(tmp_path: Path) -> None:
+    t = Tree(tmp_path)
+    gate = Gate(t.tree, None, Ablation())  # type: ignore[arg-type]  # a crash needs no lab
+    oom = Failure(kind="oom", summary="CUDA out of memory", phase="ready")
+    graphs = {"cuda_graphs": True}
+    t.node(t.root.id, Status.REVERTED, graphs, graphs, gain=-0.01)  # graphs ran at the defaults
+
+    async def crash_from(config: dict) -> dict:
+        base = t.node(t.root.id, Status.REVERTED, config, config, gain=0.0)
+        crashed = t.node(base.id, Status.CRASHED, graphs, config | graphs, priors={"base": base.id})
+        (ruling,) = (await gate.crashed(Trial(crashed, t.root), oom)).rulings
+        t.store.add_constraint(ruling.knob, ruling.op, ruling.value, ruling.reason, ruling.evidence, crashed.id,
+                               context=ruling.context)
+        return ruling.context
+
+    # First crash: only where every value it crashed among holds (which partner is to blame is not known).
+    assert await crash_from({"gemm_tuning": "aggressive", "max_num_seqs": 256}) == \
+        {"gemm_tuning": "aggressive", "max_num_seqs": 256}
+    # Crashed again among other values: what the two crashes share is ruled out, on every branch.
+    assert await crash_from({"gemm_tuning": "aggressive", "max_num_seqs": 128}) == {"gemm_tuning": "aggressive"}
+    rules = t.store.constraints()
+    assert policy.violates(rules, {"gemm_tuning": "aggressive", "max_num_seqs": 64, "cuda_graphs": True})
+    assert policy.violates(rules, {"max_num_seqs": 64, "cuda_graphs": True}) is None, "where it ran, it may run"
+    # Never narrowed onto a configuration that ran the value without crashing.
+    ran = {"gemm_tuning": "tuned", "kv_cache_dtype": "fp8"}
+    t.node(t.root.id, Status.REVERTED, graphs, ran | graphs, gain=0.01)
+    assert await crash_from({"gemm_tuning": "tuned", "max_num_seqs": 128}) == \
+        {"gemm_tuning": "tuned", "max_num_seqs": 128}
+    assert await crash_from({"gemm_tuning": "tuned", "max_num_seqs": 64}) == \
+        {"gemm_tuning": "tuned", "max_num_seqs": 64}, "tuned GEMM ran graphs: it is not the cause"
+    # Narrowed by the earlier crash it agrees with, among crashes of several causes.
+    assert await crash_from({"gemm_tuning": "aggressive", "max_num_seqs": 32}) == {"gemm_tuning": "aggressive"}
+    assert policy.crash_scope({"a": 1, "b": 2}, [{"a": 1, "b": 3}], [{"a": 1}]) == {"a": 1, "b": 2}
+    assert policy.crash_scope({"a": 1, "b": 2}, [{"a": 1, "b": 3}], [{"b": 2}]) == {"a": 1}
+    assert policy.crash_scope({"a": 1, "b": 2}, [{"c": 1}], []) == {}, "crashed in disjoint places, never ran"
 
 async def test_a_move_on_a_branch_must_make_up_the_gap_and_keeps_its_optimism(tmp_path: Path) -> None:
     t = Tree(tmp_path)
